@@ -1,0 +1,51 @@
+"""Independent float64 NumPy evaluations of the paper formulas and brute-force loops.
+
+Nothing here imports the package: these are the yardsticks the tests compare against.
+"""
+
+import itertools
+import math
+
+import numpy as np
+
+
+def sqdist(x, y):
+    return float(np.sum((np.asarray(x, np.float64) - np.asarray(y, np.float64)) ** 2))
+
+
+def lossless(d_ap, d_an, n, beta=None, eps=1e-8):
+    # Arsenault 2018, written exactly as in the paper (float64 holds 1 + 1e-8).
+    beta = n if beta is None else beta
+    return -math.log(-d_ap / beta + 1 + eps) - math.log(-(n - d_an) / beta + 1 + eps)
+
+
+def linear_lossless(d_ap, d_an, n):
+    return d_ap - d_an + n
+
+
+def triplet(d_ap, d_an, margin=0.2):
+    return max(d_ap - d_an + margin, 0.0)
+
+
+def contrastive(x1, x2, similar, margin=1.0):
+    dist = math.sqrt(sqdist(x1, x2))
+    return 0.5 * dist**2 if similar else 0.5 * max(0.0, margin - dist) ** 2
+
+
+def brute_force_batch(codes, labels, per_triplet):
+    """Mean of per_triplet(d_ap, d_an) over every valid (a, p, n), by explicit loops."""
+    codes = np.asarray(codes, np.float64)
+    values = []
+    for a, p, n in itertools.product(range(len(labels)), repeat=3):
+        if a != p and labels[a] == labels[p] and labels[n] != labels[a]:
+            values.append(per_triplet(sqdist(codes[a], codes[p]), sqdist(codes[a], codes[n])))
+    return float(np.mean(values)) if values else 0.0
+
+
+def brute_force_pairs(codes, labels, margin=1.0):
+    codes = np.asarray(codes, np.float64)
+    values = [
+        contrastive(codes[i], codes[j], labels[i] == labels[j], margin)
+        for i, j in itertools.combinations(range(len(labels)), 2)
+    ]
+    return float(np.mean(values)) if values else 0.0
