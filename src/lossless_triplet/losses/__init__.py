@@ -22,6 +22,7 @@ from .functional import (
     triplet_margin_loss,
 )
 from .modules import ContrastiveLoss, LinearLosslessTripletLoss, LosslessTripletLoss, TripletMarginLoss
+from .registry import LOSSES, make_loss
 
 __all__ = [
     "EPS",
@@ -41,4 +42,6 @@ __all__ = [
     "LinearLosslessTripletLoss",
     "TripletMarginLoss",
     "ContrastiveLoss",
+    "LOSSES",
+    "make_loss",
 ]

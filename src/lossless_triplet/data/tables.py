@@ -1,0 +1,510 @@
+"""Labelled telemetry tables: the :class:`Dataset` container and readers for CSV/TSV/Parquet.
+
+Everything downstream (views, scaling, encoders, memory) takes a :class:`Dataset` or a plain
+float32 feature matrix, so this module is the one boundary where files are validated: a bad
+cell is reported here with its column and row, never later as a NaN loss.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger("lossless_triplet")
+
+TIMESTAMP_COLUMN = "timestamp"
+# Cell texts read as "missing" (compared after stripping whitespace, case-insensitively).
+MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
+# The same for pandas' reader, which compares case-sensitively.
+_NA_VALUES = sorted(
+    {v for t in MISSING_TOKENS for v in (t, t.upper(), t.capitalize())} | {"NaN", "N/a"}
+)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+TSV_SUFFIXES = (".tsv", ".tab")
+_MAX_LISTED = 10  # how many offending rows an error message lists
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A labelled table of numeric features, one row per observation (e.g. one minute).
+
+    Attributes:
+        features: float32 array, shape (n_rows, n_features), in the units of the source
+            columns; NaN marks a missing cell (impute it, e.g. with :class:`Standardizer`).
+            Never +/-inf.
+        labels: int64 array, shape (n_rows,); ``labels[i]`` indexes ``class_names``.
+        feature_names: one name per feature column, unique.
+        class_names: one name per class, unique; a class may have no rows.
+        timestamps: int64 array, shape (n_rows,), or None when the table has none
+            (KDDI: YYYYmmddHHMMSS).
+
+    Inputs are converted to these dtypes (a copy only when needed).
+
+    Raises:
+        ValueError: on a shape or length mismatch, duplicate names, non-integer or
+            out-of-range labels, or infinite feature values.
+    """
+
+    features: np.ndarray
+    labels: np.ndarray
+    feature_names: tuple[str, ...]
+    class_names: tuple[str, ...]
+    timestamps: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        features = np.asarray(self.features, dtype=np.float32)
+        if features.ndim != 2:
+            raise ValueError(
+                f"features must be 2-D (n_rows, n_features); got shape {features.shape}"
+            )
+        if np.isinf(features).any():
+            raise ValueError(
+                "features contain +/-inf (or values beyond the float32 range, about 3.4e38); "
+                "replace them with NaN or finite values"
+            )
+        labels = _as_int64(self.labels, "labels")
+        if labels.shape != (features.shape[0],):
+            raise ValueError(
+                f"labels must have shape ({features.shape[0]},) to match features; "
+                f"got {labels.shape}"
+            )
+        feature_names = tuple(str(n) for n in self.feature_names)
+        class_names = tuple(str(n) for n in self.class_names)
+        if len(feature_names) != features.shape[1]:
+            raise ValueError(
+                f"{len(feature_names)} feature_names for {features.shape[1]} feature columns"
+            )
+        _check_unique(feature_names, "feature_names")
+        _check_unique(class_names, "class_names")
+        if labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
+            raise ValueError(
+                f"labels must lie in 0..{len(class_names) - 1} (indices into class_names "
+                f"{class_names}); got {labels.min()}..{labels.max()}"
+            )
+        timestamps = self.timestamps
+        if timestamps is not None:
+            timestamps = _as_int64(timestamps, "timestamps")
+            if timestamps.shape != labels.shape:
+                raise ValueError(
+                    f"timestamps must have shape {labels.shape}; got {timestamps.shape}"
+                )
+        for name, value in (
+            ("features", features),
+            ("labels", labels),
+            ("feature_names", feature_names),
+            ("class_names", class_names),
+            ("timestamps", timestamps),
+        ):
+            object.__setattr__(self, name, value)
+
+    def __len__(self) -> int:
+        """Number of rows."""
+        return int(self.features.shape[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(n_rows={len(self)}, n_features={self.n_features}, "
+            f"class_names={self.class_names})"
+        )
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes (``len(class_names)``), including classes without rows."""
+        return len(self.class_names)
+
+    @property
+    def n_features(self) -> int:
+        """Number of feature columns."""
+        return int(self.features.shape[1])
+
+    def class_counts(self) -> dict[str, int]:
+        """Rows per class, in ``class_names`` order (0 for a class without rows)."""
+        counts = np.bincount(self.labels, minlength=self.n_classes)
+        return {name: int(c) for name, c in zip(self.class_names, counts)}
+
+    def subset(self, rows: np.ndarray | Sequence[int] | Sequence[bool]) -> Dataset:
+        """Select rows, keeping names (labels still index the same ``class_names``).
+
+        Args:
+            rows: a boolean mask of shape (n_rows,) or integer row indices (any order,
+                repeats allowed).
+
+        Returns:
+            A new Dataset with copies of the selected rows.
+
+        Raises:
+            ValueError: a mask of the wrong length or non-integer indices.
+            IndexError: an index out of range.
+        """
+        index = np.asarray(rows)
+        if index.dtype == bool:
+            if index.shape != (len(self),):
+                raise ValueError(f"boolean mask must have shape ({len(self)},); got {index.shape}")
+        elif index.size == 0:
+            index = index.astype(np.int64)
+        elif not np.issubdtype(index.dtype, np.integer):
+            raise ValueError(f"rows must be a boolean mask or integer indices; got {index.dtype}")
+        return Dataset(
+            features=self.features[index],
+            labels=self.labels[index],
+            feature_names=self.feature_names,
+            class_names=self.class_names,
+            timestamps=None if self.timestamps is None else self.timestamps[index],
+        )
+
+    def to_frame(self, label_column: str = "label") -> pd.DataFrame:
+        """The table as a DataFrame: ``timestamp`` (if any), ``label_column`` holding the class
+        NAME of each row, then the features (float32, NaN where missing).
+
+        Raises:
+            ValueError: ``label_column`` clashes with a feature name or ``timestamp``.
+        """
+        if label_column in self.feature_names or label_column == TIMESTAMP_COLUMN:
+            raise ValueError(
+                f"label_column {label_column!r} clashes with a feature or the timestamp column; "
+                "choose another name"
+            )
+        columns: dict[str, np.ndarray] = {}
+        if self.timestamps is not None:
+            columns[TIMESTAMP_COLUMN] = self.timestamps
+        columns[label_column] = np.asarray(self.class_names, dtype=object)[self.labels]
+        frame = pd.DataFrame(columns)
+        features = pd.DataFrame(self.features, columns=list(self.feature_names))
+        return pd.concat([frame, features], axis=1)
+
+
+def load_table(
+    path: str | Path,
+    label_column: str,
+    *,
+    class_names: Sequence[str | int] | None = None,
+    feature_columns: Sequence[str] | None = None,
+) -> Dataset:
+    """Read a labelled table (CSV, TSV or Parquet; optionally gzip-compressed text).
+
+    Format: ``.parquet``/``.pq`` is Parquet (needs pyarrow); ``.tsv``/``.tab`` (also ``.gz``)
+    is tab-separated; anything else is comma-separated unless its header line holds tabs
+    and no commas. Cells that are empty or read ``nan``, ``NA``, ``N/A``, ``null``, ``None``
+    (any case) are missing: kept as NaN in ``features`` (impute them later).
+
+    Labels: if every label is an integer (``3`` or ``3.0``), class names are those integers
+    as strings, sorted numerically (``"0", "3", "10"``); otherwise class names are the label
+    strings sorted alphabetically. Sorting (not order of appearance) gives a train and a
+    test file with the same labels the same class indices. Pass ``class_names`` to fix the
+    classes and their order yourself.
+
+    Features: ``feature_columns`` in the given order, or by default every column except the
+    label and ``timestamp`` that holds numbers; a column with no number at all (e.g. a host
+    name) is skipped with a warning on the ``lossless_triplet`` logger. A ``timestamp``
+    column, if present, is stored in ``Dataset.timestamps`` when its values are integers.
+
+    Args:
+        path: file to read.
+        label_column: name of the column with the class of each row.
+        class_names: the classes, in index order; every label must be one of them (classes
+            without rows are allowed).
+        feature_columns: columns to use as features, in order.
+
+    Returns:
+        Dataset with float32 features (n_rows, n_features), int64 labels (n_rows,).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ImportError: a Parquet file without pyarrow installed.
+        ValueError: empty file or no data rows; ``label_column`` or a listed feature column
+            missing (the message lists the available columns); a label cell missing (rows
+            named); a label not in ``class_names``; a non-numeric or +/-inf feature cell
+            (column, 1-based data row and value named); no feature column left.
+    """
+    path = Path(path)
+    frame = _read_frame(path)
+    _require_columns(frame, [label_column], path, what="label column")
+    if feature_columns is None:
+        feature_columns = _default_feature_columns(frame, label_column, path)
+    else:
+        feature_columns = [str(c) for c in feature_columns]
+        _check_unique(tuple(feature_columns), "feature_columns")
+        if label_column in feature_columns:
+            raise ValueError(
+                f"label column {label_column!r} is also listed in feature_columns; "
+                "a feature must not hold the label"
+            )
+        _require_columns(frame, feature_columns, path, what="feature column")
+    if not feature_columns:
+        raise ValueError(
+            f"{path}: no numeric feature column besides {label_column!r}; "
+            f"columns are {list(frame.columns)}"
+        )
+    labels, names = _encode_labels(frame[label_column], label_column, class_names, path)
+    return Dataset(
+        features=_feature_matrix(frame, feature_columns, path),
+        labels=labels,
+        feature_names=tuple(feature_columns),
+        class_names=names,
+        timestamps=_timestamps(frame, path),
+    )
+
+
+def read_feature_table(path: str | Path, feature_names: Sequence[str]) -> np.ndarray:
+    """Read the feature matrix of a table without labels (e.g. new rows to classify).
+
+    Same formats and cell rules as :func:`load_table`; other columns (a label, a timestamp,
+    notes) are ignored.
+
+    Args:
+        path: CSV, TSV or Parquet file.
+        feature_names: the columns to return, in this order (e.g. a model's features).
+
+    Returns:
+        float32 array, shape (n_rows, len(feature_names)), NaN where a cell is missing;
+        rows in file order.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ImportError: a Parquet file without pyarrow installed.
+        ValueError: empty file or no data rows; any of ``feature_names`` missing (each one is
+            named); a non-numeric or +/-inf cell (column, 1-based data row, value named).
+    """
+    path = Path(path)
+    feature_names = [str(n) for n in feature_names]
+    if not feature_names:
+        raise ValueError("feature_names is empty; pass the model's feature column names")
+    frame = _read_frame(path)
+    _require_columns(frame, feature_names, path, what="feature column")
+    return _feature_matrix(frame, feature_names, path)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    """Read the whole file; cells are checked per column later."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no such table file: {path}")
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in PARQUET_SUFFIXES:
+        frame = _read_parquet(path)
+    else:
+        frame = _read_text(path, suffixes)
+    if frame.columns.empty:
+        raise ValueError(f"{path} is empty: expected a header line and data rows")
+    if len(frame) == 0:
+        raise ValueError(f"{path} has a header but no data rows")
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        import pyarrow  # noqa: F401  (pandas needs it to read Parquet)
+    except ImportError as error:
+        raise ImportError(
+            f"reading Parquet ({path.name}) needs pyarrow: "
+            "pip install 'lossless-triplet[parquet]' (or save the table as CSV)"
+        ) from error
+    return pd.read_parquet(path, engine="pyarrow")
+
+
+def _read_text(path: Path, suffixes: list[str]) -> pd.DataFrame:
+    """pandas parses clean numeric columns fast; a column with any other text comes back as
+    strings and is parsed (with row-level errors) by ``_parse_numbers``."""
+    stem_suffixes = suffixes[:-1] if suffixes and suffixes[-1] == ".gz" else suffixes
+    header = _header_line(path)
+    if stem_suffixes and stem_suffixes[-1] in TSV_SUFFIXES:
+        sep = "\t"
+    else:
+        sep = "\t" if "\t" in header and "," not in header else ","
+    names = next(csv.reader([header], delimiter=sep), [])
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+    if repeated:  # pandas would silently rename them "x.1", "x.2"
+        raise ValueError(f"{path}: repeated column name(s) {repeated}; make the header unique")
+    try:
+        return pd.read_csv(
+            path,
+            sep=sep,
+            na_values=_NA_VALUES,
+            keep_default_na=False,
+            low_memory=False,  # one dtype per column, never per chunk
+            compression="infer",
+        )
+    except pd.errors.EmptyDataError as error:
+        raise ValueError(f"{path} is empty: expected a header line and data rows") from error
+
+
+def _header_line(path: Path) -> str:
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as handle:
+        return handle.readline().rstrip("\r\n")
+
+
+def _require_columns(frame: pd.DataFrame, wanted: Sequence[str], path: Path, what: str) -> None:
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        listed = ", ".join(repr(c) for c in missing)
+        raise ValueError(
+            f"{path}: missing {what}{'s' if len(missing) > 1 else ''} {listed}; "
+            f"available columns: {list(frame.columns)}"
+        )
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _default_feature_columns(frame: pd.DataFrame, label_column: str, path: Path) -> list[str]:
+    candidates = [c for c in frame.columns if c not in (label_column, TIMESTAMP_COLUMN)]
+    text_only = [c for c in candidates if _has_no_number(frame[c])]
+    if text_only:
+        logger.warning(
+            "%s: skipping column(s) without any number: %s (pass feature_columns to choose)",
+            path,
+            ", ".join(text_only),
+        )
+    return [c for c in candidates if c not in text_only]
+
+
+def _has_no_number(column: pd.Series) -> bool:
+    if _is_numeric_dtype(column):
+        return False
+    missing = _missing_mask(column)
+    if missing.all():
+        return False  # an all-empty column is a numeric column with every cell missing
+    parsed = pd.to_numeric(column[~missing].astype(str).str.strip(), errors="coerce")
+    return bool(parsed.isna().all())
+
+
+def _is_numeric_dtype(column: pd.Series) -> bool:
+    """Typed numbers (Parquet ints, floats, bools), as opposed to text still to parse."""
+    return bool(pd.api.types.is_numeric_dtype(column.dtype))
+
+
+def _missing_mask(column: pd.Series) -> np.ndarray:
+    """True where a cell is missing: NA in the frame, or a missing token as text."""
+    na = column.isna().to_numpy()
+    if _is_numeric_dtype(column):
+        return na
+    text = column.astype(str).str.strip().str.lower()
+    return na | text.isin(MISSING_TOKENS).to_numpy()
+
+
+def _parse_numbers(column: pd.Series, name: str, path: Path) -> np.ndarray:
+    """float64 values of one column; missing cells NaN; errors name the row and value."""
+    missing = _missing_mask(column)
+    if _is_numeric_dtype(column):
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        text = column.astype(str).str.strip()
+        values = pd.to_numeric(text.where(~missing, None), errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+        bad = np.flatnonzero(np.isnan(values) & ~missing)
+        if bad.size:
+            row = int(bad[0])
+            raise ValueError(
+                f"{path}: column {name!r} has a non-numeric value {column.iloc[row]!r} in data "
+                f"row {row + 1} (1-based, header not counted){_more(bad)}; fix the cell, leave "
+                "it empty for a missing value, or leave the column out of feature_columns"
+            )
+    infinite = np.flatnonzero(np.isinf(values))
+    if infinite.size:
+        row = int(infinite[0])
+        raise ValueError(
+            f"{path}: column {name!r} has an infinite value {column.iloc[row]!r} in data row "
+            f"{row + 1} (1-based, header not counted){_more(infinite)}; replace it with a "
+            "finite number or leave it empty for a missing value"
+        )
+    return values
+
+
+def _more(rows: np.ndarray) -> str:
+    return f" and {rows.size - 1} more row(s)" if rows.size > 1 else ""
+
+
+def _feature_matrix(frame: pd.DataFrame, columns: Sequence[str], path: Path) -> np.ndarray:
+    matrix = np.empty((len(frame), len(columns)), dtype=np.float32)
+    for j, name in enumerate(columns):
+        matrix[:, j] = _parse_numbers(frame[name], name, path)
+    return matrix
+
+
+def _encode_labels(
+    column: pd.Series,
+    label_column: str,
+    class_names: Sequence[str | int] | None,
+    path: Path,
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    missing = np.flatnonzero(_missing_mask(column))
+    if missing.size:
+        rows = ", ".join(str(r + 1) for r in missing[:_MAX_LISTED])
+        raise ValueError(
+            f"{path}: label column {label_column!r} is empty in {missing.size} data row(s) "
+            f"(1-based): {rows}{' ...' if missing.size > _MAX_LISTED else ''}; "
+            "label every row or drop the unlabelled rows"
+        )
+    text = column.astype(str).str.strip()
+    numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    is_integer = bool(np.all(np.isfinite(numbers) & (numbers == np.round(numbers))))
+    if is_integer:
+        text = pd.Series(numbers.astype(np.int64).astype(str), index=column.index)
+    if class_names is None:
+        unique = text.unique()
+        names = tuple(
+            sorted(unique, key=int) if is_integer else sorted(str(u) for u in unique)
+        )
+    else:
+        names = tuple(str(n) for n in class_names)
+        _check_unique(names, "class_names")
+        unknown = sorted(set(text.unique()) - set(names))
+        if unknown:
+            raise ValueError(
+                f"{path}: label(s) {unknown} in column {label_column!r} are not in "
+                f"class_names {list(names)}; add them to class_names or drop those rows"
+            )
+    index = {name: i for i, name in enumerate(names)}
+    return text.map(index).to_numpy(dtype=np.int64), names
+
+
+def _timestamps(frame: pd.DataFrame, path: Path) -> np.ndarray | None:
+    if TIMESTAMP_COLUMN not in frame.columns:
+        return None
+    column = frame[TIMESTAMP_COLUMN]
+    if _missing_mask(column).any():
+        logger.warning("%s: timestamp column has empty cells; timestamps not kept", path)
+        return None
+    numbers = pd.to_numeric(column.astype(str).str.strip(), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+    if not np.all(np.isfinite(numbers) & (numbers == np.round(numbers))):
+        logger.warning("%s: timestamp column is not integer; timestamps not kept", path)
+        return None
+    if pd.api.types.is_integer_dtype(column.dtype):
+        return column.to_numpy(dtype=np.int64)
+    if _is_numeric_dtype(column) or np.abs(numbers).max() < 2**53:
+        return numbers.astype(np.int64)
+    # Beyond 2**53 float64 drops digits (e.g. nanosecond epochs): parse the text exactly.
+    return column.astype(str).str.strip().astype(np.int64).to_numpy()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _as_int64(values: np.ndarray, name: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        as_float = array.astype(np.float64)
+        if not np.all(np.isfinite(as_float) & (as_float == np.round(as_float))):
+            raise ValueError(f"{name} must hold integers; got dtype {array.dtype}")
+    return array.astype(np.int64, copy=False)
+
+
+def _check_unique(names: tuple[str, ...], what: str) -> None:
+    duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
+    if duplicates:
+        raise ValueError(f"{what} must be unique; repeated: {duplicates}")

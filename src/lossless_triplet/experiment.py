@@ -1,0 +1,211 @@
+"""Compare losses under one protocol: same data, encoder, seed and budget for each.
+
+This is what ``lossless-triplet compare`` and ``demo`` run. Held-out classes
+are removed from training (encoder and scaler); the one-shot protocol then
+represents each of them by a single training example (DESIGN.md, "Metric
+definitions").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import Dataset, Standardizer
+from .metrics import compactness, one_shot_evaluation, retrieval_metrics
+
+__all__ = ["DEFAULT_LOSSES", "LossResult", "check_compatible", "resolve_holdout", "compare_losses", "write_metrics"]
+
+log = logging.getLogger("lossless_triplet")
+
+DEFAULT_LOSSES = ("triplet", "linear_lossless", "lossless", "contrastive")
+
+
+@dataclass
+class LossResult:
+    """What one loss produced: metrics, history and the codes of every row.
+
+    Attributes:
+        metrics: the per-loss entry of metrics.json.
+        history: per-epoch ``epoch``, ``train_loss``, ``test_loss`` lists.
+        train_codes, test_codes: (n, N) float32 codes of all train / test rows.
+    """
+
+    metrics: dict
+    history: dict
+    train_codes: np.ndarray
+    test_codes: np.ndarray
+
+
+def check_compatible(train: Dataset, test: Dataset) -> None:
+    """Refuse a train/test pair whose feature columns or class names differ.
+
+    Raises:
+        ValueError: naming the columns missing from one side, or the class lists.
+    """
+    if train.feature_names != test.feature_names:
+        missing = sorted(set(train.feature_names) - set(test.feature_names))
+        extra = sorted(set(test.feature_names) - set(train.feature_names))
+        raise ValueError(
+            "train and test tables must have the same feature columns in the same order; "
+            f"missing from test: {missing[:10]}, only in test: {extra[:10]}"
+        )
+    if train.class_names != test.class_names:
+        raise ValueError(
+            f"train and test use different class lists {train.class_names} vs {test.class_names}; "
+            "load the test table with class_names=train.class_names"
+        )
+
+
+def resolve_holdout(class_names: Sequence[str], holdout: Sequence[str]) -> list[int]:
+    """Class ids of the held-out class names.
+
+    Raises:
+        ValueError: an unknown name (listing the known ones), a duplicate, or a
+            holdout that would leave fewer than 2 classes to train on.
+    """
+    ids = []
+    for name in holdout:
+        if name not in class_names:
+            raise ValueError(f"held-out class {name!r} is not a class of the data; known: {', '.join(class_names)}")
+        if class_names.index(name) in ids:
+            raise ValueError(f"held-out class {name!r} is listed twice")
+        ids.append(class_names.index(name))
+    if len(class_names) - len(ids) < 2:
+        raise ValueError("at least 2 classes must stay in training (triplets need a negative); hold out fewer")
+    return ids
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _code_metrics(train_codes, train_labels, test_codes, test_labels, heldout, n_draws, seed) -> dict:
+    one_shot = one_shot_evaluation(
+        train_codes, train_labels, test_codes, test_labels, heldout, n_draws=n_draws, seed=seed
+    )
+    return {
+        **retrieval_metrics(test_codes, test_labels),
+        "one_shot_macro_f1": one_shot["one_shot_macro_f1"],
+        "one_shot_macro_f1_std": one_shot["one_shot_macro_f1_std"],
+        "heldout_accuracy": one_shot["heldout_accuracy"],
+        "heldout_accuracy_std": one_shot["heldout_accuracy_std"],
+        "compactness": compactness(test_codes, test_labels),
+    }
+
+
+def compare_losses(
+    train: Dataset,
+    test: Dataset,
+    *,
+    losses: Sequence[str] = DEFAULT_LOSSES,
+    holdout: Sequence[str] = (),
+    config=None,
+    n_draws: int = 10,
+    dataset_name: str = "table",
+    progress: bool = True,
+    on_epoch_factory=None,
+) -> tuple[dict, dict[str, LossResult]]:
+    """Train one encoder per loss under the same protocol and measure each.
+
+    Args:
+        train, test: tables with the same feature columns and class names.
+        losses: names from :data:`lossless_triplet.losses.LOSSES`.
+        holdout: class names removed from training, then represented by one example.
+        config: a :class:`~lossless_triplet.training.TrainConfig` (default: its defaults).
+        n_draws: one-shot draws to average over (>= 10 recommended).
+        dataset_name: the ``dataset`` field of the result.
+        progress: show progress bars.
+        on_epoch_factory: optional ``f(loss_name) -> on_epoch`` callback factory,
+            passed on to :func:`~lossless_triplet.training.train_encoder`.
+
+    Returns:
+        ``(metrics, results)``: the metrics.json document (DESIGN.md schema, plus a
+        ``baselines`` entry for raw standardised features without training) and
+        per-loss :class:`LossResult`.
+
+    Raises:
+        ValueError: incompatible tables, unknown loss or held-out class, a held-out
+            class without training rows, or an empty split.
+    """
+    from .losses import make_loss
+    from .models import encode
+    from .training import TrainConfig, train_encoder
+
+    config = config or TrainConfig()
+    check_compatible(train, test)
+    if len(train) == 0 or len(test) == 0:
+        raise ValueError(f"empty split: {len(train)} train rows, {len(test)} test rows")
+    loss_modules = {name: make_loss(name) for name in losses}
+    if not loss_modules:
+        raise ValueError("no loss to train; pass at least one name in losses")
+    heldout = resolve_holdout(train.class_names, holdout)
+    known = ~np.isin(train.labels, heldout)
+
+    # The scaler is part of training: fitted on known-class training rows only.
+    scaler = Standardizer().fit(train.features[known])
+    x_train, x_test = scaler.transform(train.features), scaler.transform(test.features)
+
+    baseline = _code_metrics(x_train, train.labels, x_test, test.labels, heldout, n_draws, config.seed)
+    results: dict[str, LossResult] = {}
+    for name, loss_fn in loss_modules.items():
+        trained = train_encoder(
+            x_train[known],
+            train.labels[known],
+            loss_fn,
+            config,
+            test_features=x_test,
+            test_labels=test.labels,
+            progress=progress,
+            description=name,
+            on_epoch=on_epoch_factory(name) if on_epoch_factory else None,
+        )
+        train_codes, test_codes = encode(trained.model, x_train), encode(trained.model, x_test)
+        metrics = _code_metrics(train_codes, train.labels, test_codes, test.labels, heldout, n_draws, config.seed)
+        metrics["final_train_loss"] = trained.history["train_loss"][-1]
+        metrics["train_seconds"] = trained.train_seconds
+        results[name] = LossResult(metrics, trained.history, train_codes, test_codes)
+        log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
+
+    import torch
+
+    document = {
+        "dataset": dataset_name,
+        "classes": list(train.class_names),
+        "holdout": list(holdout),
+        "losses": {name: r.metrics for name, r in results.items()},
+        "baselines": {"raw_features": baseline},
+        "config": {
+            "train": config.to_dict(),
+            "n_draws": n_draws,
+            "n_train_rows": int(known.sum()),
+            "n_test_rows": len(test),
+            "n_features": train.n_features,
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+        },
+    }
+    return _json_safe(document), results
+
+
+def write_metrics(document: dict, out_dir: str | Path) -> Path:
+    """Write ``metrics.json`` (strict JSON: non-finite numbers become null) into ``out_dir``."""
+    path = Path(out_dir) / "metrics.json"
+    path.write_text(json.dumps(_json_safe(document), indent=2, allow_nan=False) + "\n")
+    return path

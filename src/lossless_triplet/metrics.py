@@ -1,0 +1,392 @@
+"""How good a code is: retrieval metrics, cluster compactness and the one-shot protocol.
+
+Everything here works on codes that have already been computed (``np.ndarray``
+(n, N) float) and their labels (``np.ndarray`` (n,), int or any sortable label
+such as str); it needs numpy and scikit-learn only, never torch, so metrics can
+be computed for any representation (raw features, a trained encoder, ...).
+
+Distances are plain Euclidean ``||x - y||`` (not squared) unless a docstring
+says otherwise; for ranking and nearest-neighbour assignment the two orders are
+identical.
+
+Non-finite results: ``one_shot_evaluation`` returns ``nan`` for
+``heldout_accuracy`` when there is nothing to measure, and ``compactness``
+returns ``inf`` when all class centroids coincide. Python's ``json`` would write
+them as the non-standard ``NaN`` / ``Infinity``: callers that write
+``metrics.json`` map non-finite values to ``null``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.metrics import f1_score, pairwise_distances_argmin_min
+from sklearn.neighbors import NearestNeighbors
+
+__all__ = [
+    "retrieval_metrics",
+    "compactness",
+    "class_centroids",
+    "nearest_representative",
+    "draw_heldout_examples",
+    "one_shot_evaluation",
+]
+
+# Why: retrieval asks for R + 1 neighbours of every query, and R can be most of the
+# set (n = 6000 with one large "normal" class). Querying in blocks keeps each
+# (rows, R + 1) neighbour array at about 2**21 entries (~32 MB of indices + distances).
+_NEIGHBOUR_BLOCK = 2**21
+
+
+def _check_codes(codes, name: str, *, min_rows: int) -> np.ndarray:
+    codes = np.asarray(codes, dtype=np.float64)
+    if codes.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array (n, N) with one code per row; got shape "
+            f"{codes.shape}. Reshape a single code with {name}[None, :]."
+        )
+    if codes.shape[0] < min_rows:
+        raise ValueError(
+            f"{name} needs at least {min_rows} row(s); got {codes.shape[0]}. "
+            "Pass more codes."
+        )
+    if codes.shape[1] < 1:
+        raise ValueError(f"{name} has zero columns (shape {codes.shape}); codes need N >= 1.")
+    n_bad = int(np.count_nonzero(~np.isfinite(codes)))
+    if n_bad:
+        raise ValueError(
+            f"{name} contains {n_bad} non-finite value(s) (NaN or inf); check the encoder "
+            "output (a diverged training run gives NaN codes)."
+        )
+    return codes
+
+
+def _check_codes_labels(
+    codes, labels, *, codes_name: str = "codes", labels_name: str = "labels", min_rows: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    codes = _check_codes(codes, codes_name, min_rows=min_rows)
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(
+            f"{labels_name} must be 1-D (n,), one label per row of {codes_name}; got shape "
+            f"{labels.shape}. Flatten it with .ravel()."
+        )
+    if labels.shape[0] != codes.shape[0]:
+        raise ValueError(
+            f"{labels_name} has {labels.shape[0]} entries but {codes_name} has "
+            f"{codes.shape[0]} rows; pass one label per code."
+        )
+    return codes, labels
+
+
+def retrieval_metrics(codes, labels) -> dict[str, float]:
+    """Precision@1, R-precision and MAP@R of a set of codes queried against itself.
+
+    Each code is a query against the *rest* of the set (the query itself is excluded
+    by its row index, so duplicate points still count as neighbours), ranked by
+    Euclidean distance. For a query of class c, R = number of *other* codes of
+    class c, and with rel(i) = 1 when the i-th nearest neighbour has class c:
+
+    - precision_at_1 = rel(1)
+    - r_precision    = (1/R) * sum_{i=1..R} rel(i)
+    - map_at_r       = (1/R) * sum_{i=1..R} P(i) * rel(i), P(i) = (1/i) sum_{j<=i} rel(j)
+
+    Each is averaged over queries (micro average, the default of
+    pytorch-metric-learning's ``AccuracyCalculator``). Queries whose class has no
+    other member (R = 0) have nothing to retrieve and are excluded from all three.
+    Ties in distance are broken in the neighbour search's order (arbitrary, as in
+    the reference implementation).
+
+    Source: Musgrave, Belongie, Lim, "A Metric Learning Reality Check", ECCV 2020.
+
+    Shape:
+        codes: (n, N) float (any real dtype; used as float64). labels: (n,) int or
+        other sortable labels. Output: dict with float values in [0, 1] under the
+        keys ``precision_at_1``, ``r_precision``, ``map_at_r``.
+
+    Raises:
+        ValueError: codes not 2-D, fewer than 2 rows, non-finite values; labels not
+            1-D or of a different length; every class a singleton (no query left).
+    """
+    codes, labels = _check_codes_labels(codes, labels)
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if counts.max() < 2:
+        raise ValueError(
+            f"every class in labels has a single code ({classes.size} classes, "
+            f"{labels.size} codes), so no query has anything to retrieve; retrieval "
+            "metrics need at least one class with two or more codes."
+        )
+    index = NearestNeighbors().fit(codes)
+    p_at_1, r_prec, map_r = [], [], []
+    for c, r in enumerate(counts - 1):
+        if r == 0:
+            continue
+        queries = np.flatnonzero(inverse == c)
+        block = max(1, _NEIGHBOUR_BLOCK // (r + 1))
+        for start in range(0, queries.size, block):
+            q = queries[start : start + block]
+            neighbours = _neighbours_excluding_self(index, codes, q, r)
+            rel = inverse[neighbours] == c  # (rows, R) bool
+            hits = np.cumsum(rel, axis=1)
+            precision_at_i = hits / np.arange(1, r + 1)
+            p_at_1.append(rel[:, 0])
+            r_prec.append(hits[:, -1] / r)
+            map_r.append((precision_at_i * rel).sum(axis=1) / r)
+    return {
+        "precision_at_1": float(np.concatenate(p_at_1).mean()),
+        "r_precision": float(np.concatenate(r_prec).mean()),
+        "map_at_r": float(np.concatenate(map_r).mean()),
+    }
+
+
+def _neighbours_excluding_self(
+    index: NearestNeighbors, codes: np.ndarray, queries: np.ndarray, k: int
+) -> np.ndarray:
+    """Indices (len(queries), k) of the k nearest other rows, nearest first."""
+    found = index.kneighbors(codes[queries], n_neighbors=k + 1, return_distance=False)
+    keep = found != queries[:, None]
+    # Self is missing only when more than k + 1 rows sit at distance 0 from the query
+    # (duplicates); then all k + 1 found rows are tied at 0 and dropping the last is exact.
+    self_missing = keep.all(axis=1)
+    keep[self_missing, -1] = False
+    return found[keep].reshape(queries.size, k)
+
+
+def class_centroids(codes, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Mean code of each class.
+
+    A class centroid is the prototype of Snell, Swersky, Zemel, "Prototypical
+    Networks for Few-shot Learning", NeurIPS 2017.
+
+    Shape:
+        codes: (n, N) float; labels: (n,) int or other sortable labels.
+        Output: ``(classes, centroids)`` with classes (C,) sorted unique labels and
+        centroids (C, N) float64, row k the mean of the codes of classes[k].
+
+    Raises:
+        ValueError: codes not 2-D, empty or non-finite; labels not 1-D or of a
+            different length.
+    """
+    codes, labels = _check_codes_labels(codes, labels, min_rows=1)
+    return _centroids(codes, labels)
+
+
+def _centroids(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    sums = np.zeros((classes.size, codes.shape[1]))
+    np.add.at(sums, inverse, codes)
+    return classes, sums / counts[:, None]
+
+
+def compactness(codes, labels) -> float:
+    """Within-class spread relative to between-class spread (lower is tighter).
+
+    compactness = mean_c [ mean_{x in c} ||x - mu_c||^2 ] / mean_{c < c'} ||mu_c - mu_c'||^2
+
+    with mu_c the centroid of class c; the numerator averages classes equally (a
+    singleton class contributes 0), the denominator averages all unordered pairs
+    of distinct classes. Both are squared Euclidean distances, so the ratio is
+    unitless and invariant to scaling the codes. When all centroids coincide (a
+    collapsed encoder) the ratio is ``inf``; callers writing JSON map it to null.
+
+    Source: this project's DESIGN ("Metric definitions"), a Fisher-style ratio of
+    within- to between-class scatter.
+
+    Shape:
+        codes: (n, N) float; labels: (n,) int or other sortable labels.
+        Output: float >= 0 (or inf).
+
+    Raises:
+        ValueError: codes not 2-D, fewer than 2 rows, non-finite values; labels not
+            1-D or of a different length; fewer than 2 classes.
+    """
+    codes, labels = _check_codes_labels(codes, labels)
+    classes, centroids = _centroids(codes, labels)
+    if classes.size < 2:
+        raise ValueError(
+            f"labels has {classes.size} class; compactness compares within-class to "
+            "between-class distances and needs at least 2 classes."
+        )
+    inverse = np.searchsorted(classes, labels)
+    sq_to_centroid = ((codes - centroids[inverse]) ** 2).sum(axis=1)
+    within = (np.bincount(inverse, weights=sq_to_centroid) / np.bincount(inverse)).mean()
+    i, j = np.triu_indices(classes.size, k=1)
+    between = ((centroids[i] - centroids[j]) ** 2).sum(axis=1).mean()
+    if between == 0.0:
+        return float("inf")
+    return float(within / between)
+
+
+def nearest_representative(codes, rep_codes, rep_labels) -> tuple[np.ndarray, np.ndarray]:
+    """Label and Euclidean distance of the nearest representative of each code.
+
+    Ties go to the representative listed first (distances come from
+    ``sklearn.metrics.pairwise_distances_argmin_min``, whose dot-product expansion
+    can round near-ties either way).
+
+    Shape:
+        codes: (n, N) float; rep_codes: (m, N) float; rep_labels: (m,) any labels.
+        Output: ``(pred_labels, distances)``: pred_labels (n,) with the dtype of
+        rep_labels, distances (n,) float64, Euclidean (not squared), in code units.
+
+    Raises:
+        ValueError: codes or rep_codes not 2-D, empty or non-finite; widths differ;
+            rep_labels not 1-D or of a different length than rep_codes.
+    """
+    codes = _check_codes(codes, "codes", min_rows=1)
+    rep_codes, rep_labels = _check_codes_labels(
+        rep_codes, rep_labels, codes_name="rep_codes", labels_name="rep_labels", min_rows=1
+    )
+    if codes.shape[1] != rep_codes.shape[1]:
+        raise ValueError(
+            f"codes have width {codes.shape[1]} but rep_codes have width "
+            f"{rep_codes.shape[1]}; both must come from the same encoder."
+        )
+    return _nearest(codes, rep_codes, rep_labels)
+
+
+def _nearest(codes, rep_codes, rep_labels) -> tuple[np.ndarray, np.ndarray]:
+    nearest, distances = pairwise_distances_argmin_min(codes, rep_codes)
+    return rep_labels[nearest], distances
+
+
+def draw_heldout_examples(
+    train_labels, heldout: Sequence, *, n_draws: int = 10, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The training rows that represent each held-out class, one per class per draw.
+
+    Draw d picks, for each held-out class (sorted order), one training row of that
+    class uniformly at random; draws are independent and reproducible for a given
+    ``seed`` (``numpy.random.default_rng(seed)``).
+
+    Shape:
+        train_labels: (n,) labels. heldout: sequence of H class ids (duplicates
+        ignored). Output: ``(heldout_classes, draws)`` with heldout_classes (H,)
+        sorted unique, draws (n_draws, H) int64 row indices into train_labels,
+        draws[d, h] a row of class heldout_classes[h].
+
+    Raises:
+        ValueError: train_labels not 1-D; n_draws < 1; a held-out class with no
+            training row (nothing to draw the one example from).
+    """
+    train_labels = np.asarray(train_labels)
+    if train_labels.ndim != 1:
+        raise ValueError(
+            f"train_labels must be 1-D (n,); got shape {train_labels.shape}. "
+            "Flatten it with .ravel()."
+        )
+    if int(n_draws) != n_draws or n_draws < 1:
+        raise ValueError(f"n_draws must be an integer >= 1; got {n_draws!r}.")
+    if isinstance(heldout, str):
+        raise ValueError(
+            f"heldout must be a sequence of class ids, not the string {heldout!r}; "
+            f"wrap a single class in a list: [{heldout!r}]."
+        )
+    heldout = list(heldout)
+    # An empty list would become a float array; keep the labels' dtype instead.
+    heldout_classes = np.unique(np.asarray(heldout)) if heldout else train_labels[:0]
+    rows_of = []
+    for cls in heldout_classes.tolist():  # plain Python values read well in errors
+        rows = np.flatnonzero(train_labels == cls)
+        if rows.size == 0:
+            raise ValueError(
+                f"held-out class {cls!r} has no row in train_labels, so no one-shot "
+                "example can be drawn; give it at least one training row or remove it "
+                "from heldout."
+            )
+        rows_of.append(rows)
+    rng = np.random.default_rng(seed)
+    draws = np.empty((int(n_draws), len(rows_of)), dtype=np.int64)
+    for d in range(int(n_draws)):
+        for h, rows in enumerate(rows_of):
+            draws[d, h] = rows[rng.integers(rows.size)]
+    return heldout_classes, draws
+
+
+def one_shot_evaluation(
+    train_codes,
+    train_labels,
+    test_codes,
+    test_labels,
+    heldout: Sequence,
+    *,
+    n_draws: int = 10,
+    seed: int = 0,
+) -> dict[str, float | int]:
+    """One-shot recognition of held-out classes by nearest representative.
+
+    Protocol (DESIGN, "Metric definitions"; motivated by Arsenault, "Lossless
+    Triplet loss", 2018: recognise a fault type from a single example): each known
+    class (present in train, not held out) is represented by the centroid of its
+    training codes (the prototype of Snell, Swersky, Zemel, "Prototypical
+    Networks", NeurIPS 2017); each held-out class by ONE of its training codes,
+    drawn at random (see ``draw_heldout_examples``). Every test code gets the class
+    of its nearest representative (Euclidean). Per draw:
+
+    - ``one_shot_macro_f1``: ``sklearn.metrics.f1_score(average="macro",
+      zero_division=0)`` over the label set = sorted representative classes (every
+      class in train). Test rows of a class with no representative are still scored
+      (always wrong: they are false positives of the class they are given) but that
+      class adds no F1 term.
+    - ``heldout_accuracy``: accuracy on the test rows whose true class is held out;
+      ``nan`` when there are none (``heldout`` empty, or no such test row). Callers
+      that write JSON map ``nan`` to null.
+
+    Both are averaged over ``n_draws`` draws; ``*_std`` is the population standard
+    deviation (ddof=0) over draws. With ``heldout`` empty every draw is the same.
+
+    Shape:
+        train_codes: (n_train, N) float; train_labels: (n_train,);
+        test_codes: (n_test, N) float; test_labels: (n_test,);
+        heldout: sequence of class ids (present in train_labels).
+        Output: dict with float ``one_shot_macro_f1``, ``one_shot_macro_f1_std``,
+        ``heldout_accuracy``, ``heldout_accuracy_std`` (in [0, 1] or nan) and int
+        ``n_draws``.
+
+    Raises:
+        ValueError: codes not 2-D, empty or non-finite; labels not 1-D or of a
+            different length than their codes; train and test widths differ;
+            n_draws < 1; a held-out class with no training row.
+    """
+    train_codes, train_labels = _check_codes_labels(
+        train_codes, train_labels, codes_name="train_codes", labels_name="train_labels",
+        min_rows=1,
+    )
+    test_codes, test_labels = _check_codes_labels(
+        test_codes, test_labels, codes_name="test_codes", labels_name="test_labels",
+        min_rows=1,
+    )
+    if train_codes.shape[1] != test_codes.shape[1]:
+        raise ValueError(
+            f"train_codes have width {train_codes.shape[1]} but test_codes have width "
+            f"{test_codes.shape[1]}; both must come from the same encoder."
+        )
+    heldout_classes, draws = draw_heldout_examples(
+        train_labels, heldout, n_draws=n_draws, seed=seed
+    )
+    is_known = ~np.isin(train_labels, heldout_classes)
+    known_classes, known_centroids = _centroids(train_codes[is_known], train_labels[is_known])
+    rep_labels = np.concatenate([known_classes, heldout_classes])
+    f1_labels = np.unique(rep_labels)
+    heldout_rows = np.isin(test_labels, heldout_classes)
+
+    f1s, accuracies = [], []
+    for draw in draws:
+        rep_codes = np.concatenate([known_centroids, train_codes[draw]])
+        predicted, _ = _nearest(test_codes, rep_codes, rep_labels)
+        f1s.append(
+            f1_score(test_labels, predicted, labels=f1_labels, average="macro", zero_division=0)
+        )
+        accuracies.append(
+            np.mean(predicted[heldout_rows] == test_labels[heldout_rows])
+            if heldout_rows.any()
+            else np.nan
+        )
+    return {
+        "one_shot_macro_f1": float(np.mean(f1s)),
+        "one_shot_macro_f1_std": float(np.std(f1s)),
+        "heldout_accuracy": float(np.mean(accuracies)),
+        "heldout_accuracy_std": float(np.std(accuracies)),
+        "n_draws": int(n_draws),
+    }

@@ -1,0 +1,190 @@
+"""load_table / read_feature_table / Dataset: formats, labels and one clear error per misuse."""
+
+import gzip
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lossless_triplet.data import Dataset, load_table, read_feature_table
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_string_labels_sorted_with_nan_kept_and_timestamp_not_a_feature(tmp_path):
+    path = write(
+        tmp_path / "t.csv",
+        "timestamp,a,label,b\n"
+        "20200101000000,1.5,normal,2\n"
+        "20200101000100,,fault-x,3\n"
+        "20200101000200,2.5,normal,NaN\n",
+    )
+    data = load_table(path, "label")
+    assert data.class_names == ("fault-x", "normal")
+    np.testing.assert_array_equal(data.labels, [1, 0, 1])
+    assert data.feature_names == ("a", "b")
+    assert data.features.dtype == np.float32 and data.labels.dtype == np.int64
+    np.testing.assert_array_equal(data.features, [[1.5, 2], [np.nan, 3], [2.5, np.nan]])
+    np.testing.assert_array_equal(data.timestamps, [20200101000000, 20200101000100, 20200101000200])
+
+
+def test_integer_labels_sorted_numerically(tmp_path):
+    path = write(tmp_path / "t.csv", "x,status\n1,10\n2,3.0\n3,0\n4,3\n")
+    data = load_table(path, "status")
+    assert data.class_names == ("0", "3", "10")
+    np.testing.assert_array_equal(data.labels, [2, 1, 0, 1])
+    assert data.timestamps is None
+
+
+def test_class_names_fix_the_order_and_unknown_label_is_named(tmp_path):
+    path = write(tmp_path / "t.csv", "x,y\n1,b\n2,a\n3,b\n")
+    data = load_table(path, "y", class_names=["b", "a", "unseen"])
+    np.testing.assert_array_equal(data.labels, [0, 1, 0])
+    assert data.class_counts() == {"b": 2, "a": 1, "unseen": 0}
+    with pytest.raises(ValueError, match=r"\['a'\].*not in class_names \['b', 'c'\]"):
+        load_table(path, "y", class_names=["b", "c"])
+
+
+def test_missing_label_column_lists_available_columns(tmp_path):
+    path = write(tmp_path / "t.csv", "x,y\n1,2\n")
+    with pytest.raises(ValueError, match=r"'status'.*available columns: \['x', 'y'\]"):
+        load_table(path, "status")
+
+
+@pytest.mark.parametrize("text", ["", "x,label\n"])
+def test_empty_file_or_header_only(tmp_path, text):
+    with pytest.raises(ValueError, match="empty|no data rows"):
+        load_table(write(tmp_path / "t.csv", text), "label")
+
+
+def test_missing_label_cells_name_the_rows(tmp_path):
+    path = write(tmp_path / "t.csv", "x,label\n1,a\n2,\n3,a\n4,NA\n")
+    with pytest.raises(ValueError, match=r"2 data row\(s\) \(1-based\): 2, 4"):
+        load_table(path, "label")
+
+
+def test_non_numeric_cell_names_column_row_and_value(tmp_path):
+    rows = [f"{i},{i * 2},a" for i in range(20)]
+    rows[16] = "16,oops,a"  # data row 17
+    path = write(tmp_path / "t.csv", "x,speed,label\n" + "\n".join(rows) + "\n")
+    with pytest.raises(ValueError, match=r"column 'speed'.*'oops'.*data row 17"):
+        load_table(path, "label")
+
+
+@pytest.mark.parametrize("cell", ["inf", "-inf", "1e999"])
+def test_infinite_cell_is_refused(tmp_path, cell):
+    path = write(tmp_path / "t.csv", f"x,label\n1,a\n{cell},b\n")
+    with pytest.raises(ValueError, match=r"column 'x'.*infinite.*data row 2"):
+        load_table(path, "label")
+
+
+def test_text_only_column_is_skipped_by_default_but_refused_when_listed(tmp_path, caplog):
+    path = write(tmp_path / "t.csv", "host,x,label\nr1,1,a\nr2,2,b\n")
+    with caplog.at_level(logging.WARNING, logger="lossless_triplet"):
+        data = load_table(path, "label")
+    assert data.feature_names == ("x",)
+    assert "host" in caplog.text
+    with pytest.raises(ValueError, match=r"column 'host'.*'r1'.*data row 1"):
+        load_table(path, "label", feature_columns=["x", "host"])
+
+
+def test_feature_columns_select_and_order(tmp_path):
+    path = write(tmp_path / "t.csv", "a,b,c,label\n1,2,3,x\n")
+    data = load_table(path, "label", feature_columns=["c", "a"])
+    assert data.feature_names == ("c", "a")
+    np.testing.assert_array_equal(data.features, [[3, 1]])
+    with pytest.raises(ValueError, match="'zz'"):
+        load_table(path, "label", feature_columns=["a", "zz"])
+    with pytest.raises(ValueError, match="label"):
+        load_table(path, "label", feature_columns=["a", "label"])
+
+
+@pytest.mark.parametrize("name", ["t.tsv", "t.tab", "t.txt"])
+def test_tsv_by_extension_or_sniffed(tmp_path, name):
+    path = write(tmp_path / name, "x\ty\tlabel\n1\t2\ta\n3\t4\tb\n")
+    data = load_table(path, "label")
+    assert data.feature_names == ("x", "y")
+    np.testing.assert_array_equal(data.features, [[1, 2], [3, 4]])
+
+
+def test_gzip_csv(tmp_path):
+    path = tmp_path / "t.csv.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write("x,label\n1,a\n2,b\n")
+    np.testing.assert_array_equal(load_table(path, "label").features, [[1], [2]])
+
+
+def test_parquet_roundtrip(tmp_path):
+    pytest.importorskip("pyarrow")
+    frame = pd.DataFrame(
+        {"timestamp": [5, 6, 7], "x": [1.0, np.nan, 3.0], "n": [1, 2, 3], "status": [4, 0, 4]}
+    )
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path)
+    data = load_table(path, "status")
+    assert data.class_names == ("0", "4") and data.feature_names == ("x", "n")
+    np.testing.assert_array_equal(data.labels, [1, 0, 1])
+    np.testing.assert_array_equal(data.features, [[1, 1], [np.nan, 2], [3, 3]])
+    np.testing.assert_array_equal(data.timestamps, [5, 6, 7])
+
+
+def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pyarrow(name, *args, **kwargs):
+        if name == "pyarrow":
+            raise ImportError("No module named 'pyarrow'")
+        return real_import(name, *args, **kwargs)
+
+    path = write(tmp_path / "t.parquet", "not really parquet")
+    monkeypatch.setattr(builtins, "__import__", no_pyarrow)
+    with pytest.raises(ImportError, match=r"lossless-triplet\[parquet\]"):
+        load_table(path, "label")
+
+
+def test_missing_file():
+    with pytest.raises(FileNotFoundError):
+        load_table("/nonexistent/t.csv", "label")
+
+
+def test_read_feature_table_orders_ignores_extras_and_names_missing(tmp_path):
+    path = write(tmp_path / "t.csv", "note,b,a,status\nhi,2,1,x\nyo,,3,y\n")
+    np.testing.assert_array_equal(read_feature_table(path, ["a", "b"]), [[1, 2], [3, np.nan]])
+    with pytest.raises(ValueError, match=r"'c', 'd'"):
+        read_feature_table(path, ["a", "c", "d"])
+
+
+def test_dataset_validates_and_subsets():
+    data = Dataset(
+        features=np.arange(12, dtype=np.float64).reshape(4, 3),
+        labels=[0, 1, 1, 0],
+        feature_names=("a", "b", "c"),
+        class_names=("n", "f"),
+        timestamps=np.array([1, 2, 3, 4]),
+    )
+    assert data.features.dtype == np.float32 and len(data) == 4 and data.n_classes == 2
+    part = data.subset(data.labels == 1)
+    np.testing.assert_array_equal(part.timestamps, [2, 3])
+    np.testing.assert_array_equal(data.subset([3, 0]).features[:, 0], [9, 0])
+    with pytest.raises(ValueError, match="labels must lie in 0..1"):
+        Dataset(np.zeros((2, 1)), [0, 2], ("a",), ("n", "f"))
+    with pytest.raises(ValueError, match="2 feature_names for 1"):
+        Dataset(np.zeros((2, 1)), [0, 1], ("a", "b"), ("n", "f"))
+    with pytest.raises(ValueError, match="labels must have shape"):
+        Dataset(np.zeros((2, 1)), [0, 1, 1], ("a",), ("n", "f"))
+    with pytest.raises(ValueError, match="inf"):
+        Dataset(np.array([[np.inf], [0]]), [0, 1], ("a",), ("n", "f"))
+    with pytest.raises(ValueError, match="unique"):
+        Dataset(np.zeros((2, 2)), [0, 1], ("a", "a"), ("n", "f"))
+
+
+def test_repeated_header_names_are_refused(tmp_path):
+    path = write(tmp_path / "t.csv", "x,x,label\n1,2,a\n")
+    with pytest.raises(ValueError, match=r"repeated column name\(s\) \['x'\]"):
+        load_table(path, "label")
