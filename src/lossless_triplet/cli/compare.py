@@ -1,71 +1,38 @@
-"""Command-line interface: parses arguments, calls the library, prints.
-
-Every command is a thin wrapper over a library function, so everything here
-is usable from Python too.
-"""
+"""``demo`` and ``compare``: train every requested loss under one protocol and compare them."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-log = logging.getLogger("lossless_triplet")
+from ._common import csv_list
 
 DEMO_HOLDOUT = ("node-down", "interface-down")
 FULL_BUDGET = {"epochs": 30, "steps_per_epoch": 40}
 QUICK_BUDGET = {"epochs": 6, "steps_per_epoch": 15}
 
 
-def _csv_list(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    from .experiment import DEFAULT_LOSSES
+    from ..experiment import DEFAULT_LOSSES
 
-    parser.add_argument("--losses", type=_csv_list, default=list(DEFAULT_LOSSES),
+    parser.add_argument("--losses", type=csv_list, default=list(DEFAULT_LOSSES),
                         help=f"comma-separated losses to compare (default: {','.join(DEFAULT_LOSSES)})")
     parser.add_argument("--dim", type=int, default=3, help="code width N (default 3: the code is its own 3-D plot)")
     parser.add_argument("--quick", action="store_true", help="a short training budget (smoke run, < 1 min)")
+    parser.add_argument("--epochs", type=int, help="override the number of epochs of the budget")
+    parser.add_argument("--steps-per-epoch", type=int, help="override the optimiser steps per epoch")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights, batches and one-shot draws")
     parser.add_argument("--draws", type=int, default=10, help="one-shot draws to average over (default 10)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``lossless-triplet`` argument parser (one sub-command per task)."""
-    parser = argparse.ArgumentParser(
-        prog="lossless-triplet",
-        description="Learn a code for network status with the lossless triplet loss and compare losses.",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details (imputed cells, timings)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    demo = sub.add_parser("demo", help="compare the losses on the bundled KDDI NFV fault data",
-                          description="Compare the losses on the bundled KDDI NFV data (train split vs eval "
-                          "split), holding out node-down and interface-down for the one-shot test.")
-    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default runs/demo)")
-    _add_training_options(demo)
-
-    compare = sub.add_parser("compare", help="compare the losses on your own train/test tables",
-                             description="Compare the losses on a train and a test table (CSV, TSV or Parquet).")
-    compare.add_argument("--train", type=Path, required=True, help="training table")
-    compare.add_argument("--test", type=Path, required=True, help="test table (same columns)")
-    compare.add_argument("--label-column", required=True, help="column holding the class (string or integer)")
-    compare.add_argument("--holdout", type=_csv_list, default=[],
-                         help="comma-separated classes removed from training, then given one example each")
-    compare.add_argument("--out", type=Path, default=Path("runs/compare"), help="output directory")
-    _add_training_options(compare)
-    return parser
-
-
 def _train_config(args: argparse.Namespace):
-    from .training import TrainConfig
+    from ..training import TrainConfig
 
-    budget = QUICK_BUDGET if args.quick else FULL_BUDGET
+    budget = dict(QUICK_BUDGET if args.quick else FULL_BUDGET)
+    for key in ("epochs", "steps_per_epoch"):
+        if getattr(args, key) is not None:
+            budget[key] = getattr(args, key)
     return TrainConfig(embedding_dim=args.dim, seed=args.seed, **budget)
 
 
@@ -89,8 +56,8 @@ def format_table(document: dict) -> str:
 
 def run_comparison(train, test, args: argparse.Namespace, dataset_name: str) -> dict:
     """Train and measure every requested loss, write metrics.json and figures into ``args.out``."""
-    from .experiment import compare_losses, write_metrics
-    from .plots import plot_embeddings, plot_loss_curves
+    from ..experiment import compare_losses, write_metrics
+    from ..plots import plot_embeddings, plot_loss_curves
 
     args.out.mkdir(parents=True, exist_ok=True)
     document, results = compare_losses(
@@ -109,7 +76,7 @@ def run_comparison(train, test, args: argparse.Namespace, dataset_name: str) -> 
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .data import load_kddi_nfv
+    from ..data import load_kddi_nfv
 
     args.holdout = list(DEMO_HOLDOUT)
     run_comparison(load_kddi_nfv("train"), load_kddi_nfv("eval"), args, "kddi-nfv")
@@ -117,7 +84,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .data import load_table
+    from ..data import load_table
 
     train = load_table(args.train, args.label_column)
     test = load_table(args.test, args.label_column, class_names=train.class_names)
@@ -125,24 +92,22 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"demo": _cmd_demo, "compare": _cmd_compare}
+def register(sub) -> None:
+    """Add the ``demo`` and ``compare`` sub-commands."""
+    demo = sub.add_parser("demo", help="compare the losses on the bundled KDDI NFV fault data",
+                          description="Compare the losses on the bundled KDDI NFV data (train split vs eval "
+                          "split), holding out node-down and interface-down for the one-shot test.")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default runs/demo)")
+    _add_training_options(demo)
+    demo.set_defaults(handler=_cmd_demo)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``lossless-triplet`` console script; returns the exit status.
-
-    Bad input (a missing file, a wrong column, a bad value) ends with one line on
-    stderr naming the problem and exit status 2, not a traceback.
-    """
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, ImportError, KeyError) as error:
-        print(f"lossless-triplet {args.command}: error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    compare = sub.add_parser("compare", help="compare the losses on your own train/test tables",
+                             description="Compare the losses on a train and a test table (CSV, TSV or Parquet).")
+    compare.add_argument("--train", type=Path, required=True, help="training table")
+    compare.add_argument("--test", type=Path, required=True, help="test table (same columns)")
+    compare.add_argument("--label-column", required=True, help="column holding the class (string or integer)")
+    compare.add_argument("--holdout", type=csv_list, default=[],
+                         help="comma-separated classes removed from training, then given one example each")
+    compare.add_argument("--out", type=Path, default=Path("runs/compare"), help="output directory")
+    _add_training_options(compare)
+    compare.set_defaults(handler=_cmd_compare)
