@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import Dataset, Standardizer
+from .data.views import FeatureView
 from .metrics import compactness, one_shot_evaluation, retrieval_metrics
 
 __all__ = ["DEFAULT_LOSSES", "LossResult", "check_compatible", "resolve_holdout", "compare_losses", "write_metrics"]
@@ -115,6 +116,7 @@ def compare_losses(
     *,
     losses: Sequence[str] = DEFAULT_LOSSES,
     holdout: Sequence[str] = (),
+    view: str = "raw",
     config=None,
     n_draws: int = 10,
     dataset_name: str = "table",
@@ -127,6 +129,7 @@ def compare_losses(
         train, test: tables with the same feature columns and class names.
         losses: names from :data:`lossless_triplet.losses.LOSSES`.
         holdout: class names removed from training, then represented by one example.
+        view: feature view name (:data:`lossless_triplet.data.views.VIEWS`).
         config: a :class:`~lossless_triplet.training.TrainConfig` (default: its defaults).
         n_draws: one-shot draws to average over (>= 10 recommended).
         dataset_name: the ``dataset`` field of the result.
@@ -136,7 +139,7 @@ def compare_losses(
 
     Returns:
         ``(metrics, results)``: the metrics.json document (DESIGN.md schema, plus a
-        ``baselines`` entry for raw standardised features without training) and
+        ``baselines`` entry for the view's standardised features without training) and
         per-loss :class:`LossResult`.
 
     Raises:
@@ -157,9 +160,11 @@ def compare_losses(
     heldout = resolve_holdout(train.class_names, holdout)
     known = ~np.isin(train.labels, heldout)
 
-    # The scaler is part of training: fitted on known-class training rows only.
-    scaler = Standardizer().fit(train.features[known])
-    x_train, x_test = scaler.transform(train.features), scaler.transform(test.features)
+    # View and scaler are part of training: fitted on known-class training rows only.
+    feature_view = FeatureView(view).fit(train.features[known], train.feature_names)
+    x_train, x_test = feature_view.transform(train.features), feature_view.transform(test.features)
+    scaler = Standardizer().fit(x_train[known])
+    x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
 
     baseline = _code_metrics(x_train, train.labels, x_test, test.labels, heldout, n_draws, config.seed)
     results: dict[str, LossResult] = {}
@@ -189,13 +194,15 @@ def compare_losses(
         "classes": list(train.class_names),
         "holdout": list(holdout),
         "losses": {name: r.metrics for name, r in results.items()},
-        "baselines": {"raw_features": baseline},
+        "baselines": {f"{view}_features": baseline},
         "config": {
             "train": config.to_dict(),
             "n_draws": n_draws,
             "n_train_rows": int(known.sum()),
             "n_test_rows": len(test),
             "n_features": train.n_features,
+            "view": view,
+            "n_view_features": x_train.shape[1],
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..data.views import VIEWS
 from ._common import csv_list
 
 DEMO_HOLDOUT = ("node-down", "interface-down")
+DEFAULT_VIEW = "raw"
 FULL_BUDGET = {"epochs": 30, "steps_per_epoch": 40}
 QUICK_BUDGET = {"epochs": 6, "steps_per_epoch": 15}
 
@@ -18,6 +20,8 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--losses", type=csv_list, default=list(DEFAULT_LOSSES),
                         help=f"comma-separated losses to compare (default: {','.join(DEFAULT_LOSSES)})")
     parser.add_argument("--dim", type=int, default=3, help="code width N (default 3: the code is its own 3-D plot)")
+    parser.add_argument("--view", choices=VIEWS, default=DEFAULT_VIEW,
+                        help=f"feature view fed to the encoder (default {DEFAULT_VIEW}; see README)")
     parser.add_argument("--quick", action="store_true", help="a short training budget (smoke run, < 1 min)")
     parser.add_argument("--epochs", type=int, help="override the number of epochs of the budget")
     parser.add_argument("--steps-per-epoch", type=int, help="override the optimiser steps per epoch")
@@ -61,7 +65,7 @@ def run_comparison(train, test, args: argparse.Namespace, dataset_name: str) -> 
 
     args.out.mkdir(parents=True, exist_ok=True)
     document, results = compare_losses(
-        train, test, losses=args.losses, holdout=args.holdout, config=_train_config(args),
+        train, test, losses=args.losses, holdout=args.holdout, view=args.view, config=_train_config(args),
         n_draws=args.draws, dataset_name=dataset_name, progress=not args.no_progress,
     )
     written = [write_metrics(document, args.out)]

@@ -1,0 +1,191 @@
+"""Feature views: what the encoder sees of a telemetry row.
+
+One fault type strikes different routers and links; a single example can only
+stand for its type if the representation does not depend on *which* link or
+node was hit. The ``kpi-stats`` view pools each KPI group (the part of a column
+name before ``/``, e.g. ``rx-pps`` in ``rx-pps/IntGW-01+link-...``) into order
+statistics that are invariant to permuting the links of the group:
+
+- every column is first robust-scaled with its own training median and
+  inter-quartile range, so a link carrying 4,700 pps and one carrying 0.1 pps
+  both read "how unusual is this link now";
+- per group: min, max, mean, std, the 3 lowest and 3 highest scaled values, and
+  the fraction of missing cells (a router that is down stops reporting).
+
+``kpi-stats+delta`` adds the same statistics of the change since the previous
+row (previous row in the given order, i.e. the previous minute for KDDI), which
+captures fault onsets. Deltas need the previous row: :meth:`FeatureView.transform`
+takes it as ``previous`` so a stream read in chunks gives the same result as the
+whole table.
+
+Views are fitted on training rows only and serialise to JSON (no pickle).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["VIEWS", "FeatureView", "kpi_groups"]
+
+VIEWS = ("raw", "kpi-stats", "kpi-stats+delta")
+N_EXTREMES = 3  # lowest / highest values kept per group (DESIGN.md prototype)
+_STATS = ("min", "max", "mean", "std", *(f"low{i + 1}" for i in range(N_EXTREMES)),
+          *(f"high{i + 1}" for i in range(N_EXTREMES)), "missing")
+
+
+def kpi_groups(feature_names: Sequence[str]) -> dict[str, list[int]]:
+    """Column indices per KPI group: the prefix before the first ``/`` (the whole name without one)."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(feature_names):
+        groups.setdefault(name.split("/", 1)[0], []).append(i)
+    return groups
+
+
+def _sorted_pad(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k lowest and k highest non-missing values per row (NaN-padded when a row has fewer)."""
+    ordered = np.sort(values, axis=1)  # NaN sorts last
+    n_valid = (~np.isnan(values)).sum(axis=1)
+    width = values.shape[1]
+    low = np.full((len(values), k), np.nan, dtype=values.dtype)
+    high = np.full((len(values), k), np.nan, dtype=values.dtype)
+    low[:, : min(k, width)] = ordered[:, :k]
+    rows = np.arange(len(values))[:, None]
+    top = n_valid[:, None] - 1 - np.arange(k)[None, :]  # descending positions of the highest
+    valid_top = top >= 0
+    high[valid_top] = ordered[np.broadcast_to(rows, top.shape)[valid_top], top[valid_top]]
+    return low, high
+
+
+def _group_stats(values: np.ndarray) -> np.ndarray:
+    """(n, width) scaled values of one group -> (n, len(_STATS)) statistics; NaN where nothing is observed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN rows give NaN, imputed later
+        low, high = _sorted_pad(values, N_EXTREMES)
+        columns = [np.nanmin(values, axis=1), np.nanmax(values, axis=1), np.nanmean(values, axis=1),
+                   np.nanstd(values, axis=1)]
+    missing = np.isnan(values).mean(axis=1)
+    return np.column_stack([*columns, low, high, missing])
+
+
+class FeatureView:
+    """A fitted mapping from raw feature rows to the encoder's input features.
+
+    Args:
+        name: one of :data:`VIEWS`: ``"raw"`` (the columns as they are),
+            ``"kpi-stats"`` (per-KPI-group order statistics of robust-scaled
+            values) or ``"kpi-stats+delta"`` (plus the same statistics of the
+            change since the previous row).
+
+    Learned by :meth:`fit` (training rows only): ``feature_names_in_``,
+    ``median_`` and ``iqr_`` (per input column), ``groups_`` (group name ->
+    column indices) and ``feature_names_out_``.
+
+    Raises:
+        ValueError: an unknown view name.
+    """
+
+    def __init__(self, name: str = "raw") -> None:
+        if name not in VIEWS:
+            raise ValueError(f"unknown feature view {name!r}; choose from {', '.join(VIEWS)}")
+        self.name = name
+
+    def fit(self, X: np.ndarray, feature_names: Sequence[str]) -> FeatureView:
+        """Learn per-column medians and inter-quartile ranges and the KPI groups.
+
+        Shape: X (n_rows, n_features) float, NaN = missing.
+
+        Raises:
+            ValueError: X not 2-D or not matching ``feature_names``.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(feature_names):
+            raise ValueError(f"X has shape {X.shape} but {len(feature_names)} feature names were given")
+        self._set_columns(feature_names)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN columns: 0 and 1 below
+            q1, median, q3 = np.nanpercentile(X, [25, 50, 75], axis=0)
+            std = np.nan_to_num(np.nanstd(X, axis=0))
+        iqr = np.nan_to_num(q3 - q1)
+        self.median_ = np.nan_to_num(median)
+        # Near-constant columns (a 0/1 status that is almost always 1) use the std, then 1.
+        self.iqr_ = np.where(iqr > 0, iqr, np.where(std > 0, std, 1.0))
+        return self
+
+    def _set_columns(self, feature_names: Sequence[str]) -> None:
+        self.feature_names_in_ = tuple(str(n) for n in feature_names)
+        self.groups_ = kpi_groups(self.feature_names_in_)
+        if self.name == "raw":
+            self.feature_names_out_ = self.feature_names_in_
+        else:
+            kinds = ("",) if self.name == "kpi-stats" else ("", "delta-")
+            self.feature_names_out_ = tuple(
+                f"{kind}{group}/{stat}" for kind in kinds for group in self.groups_ for stat in _STATS
+            )
+
+    @property
+    def needs_previous_row(self) -> bool:
+        """Whether :meth:`transform` uses the row before the first one (delta views)."""
+        return self.name.endswith("+delta")
+
+    def transform(self, X: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+        """Map raw rows to view features.
+
+        Args:
+            X: (n_rows, n_features_in) float, NaN = missing, rows in time order.
+            previous: (n_features_in,) raw row that precedes ``X[0]`` (delta views
+                only); without it the first row's deltas are missing (NaN, imputed
+                downstream like any missing cell).
+
+        Returns:
+            float32 (n_rows, len(feature_names_out_)); NaN where a statistic has no
+            observed value (imputed by the Standardizer that follows).
+
+        Raises:
+            ValueError: called before fit, or a column count that differs from fit.
+        """
+        if not hasattr(self, "median_"):
+            raise ValueError("FeatureView.transform called before fit; call fit(train_X, feature_names) first")
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(self.feature_names_in_):
+            raise ValueError(f"expected (n, {len(self.feature_names_in_)}) rows, got shape {X.shape}")
+        if self.name == "raw":
+            return X.astype(np.float32)
+        scaled = (X - self.median_) / self.iqr_
+        blocks = [self._pooled(scaled)]
+        if self.needs_previous_row:
+            before = np.full((1, X.shape[1]), np.nan) if previous is None else (
+                (np.asarray(previous, dtype=np.float64).reshape(1, -1) - self.median_) / self.iqr_)
+            blocks.append(self._pooled(np.diff(np.vstack([before, scaled]), axis=0)))
+        return np.hstack(blocks).astype(np.float32)
+
+    def _pooled(self, scaled: np.ndarray) -> np.ndarray:
+        return np.hstack([_group_stats(scaled[:, cols]) for cols in self.groups_.values()])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe state (restore with :meth:`from_dict`)."""
+        return {"name": self.name, "feature_names_in": list(self.feature_names_in_),
+                "median": self.median_.tolist(), "iqr": self.iqr_.tolist()}
+
+    @classmethod
+    def from_dict(cls, state: Mapping[str, Any]) -> FeatureView:
+        """Rebuild a fitted view from :meth:`to_dict` output.
+
+        Raises:
+            ValueError: missing keys or lengths that do not match.
+        """
+        try:
+            view = cls(state["name"])
+            names = [str(n) for n in state["feature_names_in"]]
+            median = np.asarray(state["median"], dtype=np.float64)
+            iqr = np.asarray(state["iqr"], dtype=np.float64)
+        except KeyError as missing:
+            raise ValueError(f"feature view state lacks {missing}; the model bundle is incomplete") from None
+        if not (len(names) == len(median) == len(iqr)):
+            raise ValueError("feature view state has mismatched lengths; the model bundle is corrupt")
+        view._set_columns(names)
+        view.median_, view.iqr_ = median, iqr
+        return view

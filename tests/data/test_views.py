@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from lossless_triplet.data.views import FeatureView, kpi_groups
+
+NAMES = ["rx/a", "rx/b", "rx/c", "rx/d", "cpu/r1", "cpu/r2"]
+
+
+def table(seed=0, n=30):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, len(NAMES))) * [1, 10, 100, 1000, 1, 2] + [5, 50, 500, 5000, 0, 0]
+    x[4, 1] = np.nan
+    return x
+
+
+def test_groups_come_from_the_name_prefix():
+    assert kpi_groups(NAMES + ["plain"]) == {"rx": [0, 1, 2, 3], "cpu": [4, 5], "plain": [6]}
+
+
+def test_kpi_stats_match_a_hand_computation():
+    x = table()
+    view = FeatureView("kpi-stats").fit(x, NAMES)
+    out = view.transform(x)
+    assert out.shape == (30, 2 * 11)
+    q1, med, q3 = np.nanpercentile(x, [25, 50, 75], axis=0)
+    scaled = (x - med) / (q3 - q1)
+    rx = scaled[7, :4]
+    expected = [rx.min(), rx.max(), rx.mean(), rx.std(), *np.sort(rx)[:3], *np.sort(rx)[::-1][:3], 0.0]
+    np.testing.assert_allclose(out[7, :11], expected, rtol=1e-5)
+    # Row 4 misses rx/b: statistics over the 3 observed links, missing fraction 1/4.
+    rx4 = scaled[4, [0, 2, 3]]
+    np.testing.assert_allclose(out[4, [0, 1, 10]], [rx4.min(), rx4.max(), 0.25], rtol=1e-5)
+    assert view.feature_names_out_[0] == "rx/min" and view.feature_names_out_[10] == "rx/missing"
+
+
+def test_kpi_stats_do_not_depend_on_which_link_is_hit():
+    x = table()
+    view = FeatureView("kpi-stats").fit(x, NAMES)
+    spike_a, spike_c = x[10].copy(), x[10].copy()
+    spike_a[0] = view.median_[0] + 8 * view.iqr_[0]
+    spike_c[2] = view.median_[2] + 8 * view.iqr_[2]
+    out = view.transform(np.vstack([spike_a, spike_c]))
+    assert out[0, 1] == pytest.approx(8.0) and out[1, 1] == pytest.approx(8.0)  # max of the group
+
+
+def test_delta_view_streams_in_chunks_like_the_whole_table():
+    x = table(n=50)
+    view = FeatureView("kpi-stats+delta").fit(x, NAMES)
+    whole = view.transform(x)
+    parts = np.vstack([view.transform(x[:17]), view.transform(x[17:], previous=x[16])])
+    np.testing.assert_array_equal(whole, parts)
+    # No previous row: the first row's deltas are missing (imputed downstream), missing fraction 1.
+    first = whole[0, 22:].reshape(2, 11)
+    assert np.isnan(first[:, :10]).all() and (first[:, 10] == 1).all()
+    step = (x[9] - x[8]) / view.iqr_
+    np.testing.assert_allclose(whole[9, 22 + 11 + 1], step[4:].max(), rtol=1e-5)  # delta-cpu/max
+
+
+def test_raw_view_and_serialisation():
+    x = table()
+    raw = FeatureView("raw").fit(x, NAMES)
+    np.testing.assert_array_equal(raw.transform(x), x.astype(np.float32))
+    view = FeatureView("kpi-stats+delta").fit(x, NAMES)
+    restored = FeatureView.from_dict(view.to_dict())
+    np.testing.assert_array_equal(restored.transform(x), view.transform(x))
+    assert restored.feature_names_out_ == view.feature_names_out_
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="unknown feature view"):
+        FeatureView("pca")
+    with pytest.raises(ValueError, match="before fit"):
+        FeatureView("kpi-stats").transform(table())
+    view = FeatureView("kpi-stats").fit(table(), NAMES)
+    with pytest.raises(ValueError, match="expected"):
+        view.transform(table()[:, :3])
+    with pytest.raises(ValueError, match="incomplete"):
+        FeatureView.from_dict({"name": "raw"})
