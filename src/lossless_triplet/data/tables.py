@@ -11,7 +11,7 @@ import csv
 import gzip
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -282,6 +282,58 @@ def read_feature_table(path: str | Path, feature_names: Sequence[str]) -> np.nda
     return _feature_matrix(frame, feature_names, path)
 
 
+def iter_feature_table(
+    path: str | Path, feature_names: Sequence[str], chunk_rows: int = 65_536
+) -> Iterator[np.ndarray]:
+    """Read the feature matrix of a table chunk by chunk, in file order.
+
+    Memory is bounded by the chunk, not the file. Same formats, column check
+    and cell rules as :func:`read_feature_table`; error messages give row
+    numbers in the whole file.
+
+    Args:
+        path: CSV, TSV (optionally .gz) or Parquet file.
+        feature_names: the columns to return, in this order; others are ignored.
+        chunk_rows: rows per chunk (>= 1).
+
+    Yields:
+        float32 arrays (<= chunk_rows, len(feature_names)), NaN where a cell is missing.
+
+    Raises:
+        FileNotFoundError, ImportError, ValueError: as :func:`read_feature_table`.
+    """
+    path = Path(path)
+    feature_names = [str(n) for n in feature_names]
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows={chunk_rows} must be >= 1")
+    if not path.is_file():
+        raise FileNotFoundError(f"no such table file: {path}")
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in PARQUET_SUFFIXES:
+        chunks = _parquet_chunks(path, feature_names, chunk_rows)
+    else:
+        _, names = _text_layout(path, suffixes)
+        _require_columns(pd.DataFrame(columns=names), feature_names, path, what="feature column")
+        chunks = _read_text(path, suffixes, usecols=feature_names, chunksize=chunk_rows)
+    first_row = 0
+    for frame in chunks:
+        frame.columns = [str(c) for c in frame.columns]
+        yield _feature_matrix(frame, feature_names, path, first_row)
+        first_row += len(frame)
+    if first_row == 0:
+        raise ValueError(f"{path} has a header but no data rows")
+
+
+def _parquet_chunks(path: Path, feature_names: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+    _require_pyarrow(path)
+    import pyarrow.parquet as pq
+
+    handle = pq.ParquetFile(path)
+    _require_columns(pd.DataFrame(columns=handle.schema_arrow.names), feature_names, path, what="feature column")
+    for batch in handle.iter_batches(batch_size=chunk_rows, columns=feature_names):
+        yield batch.to_pandas()
+
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -302,7 +354,7 @@ def _read_frame(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _require_pyarrow(path: Path) -> None:
     try:
         import pyarrow  # noqa: F401  (pandas needs it to read Parquet)
     except ImportError as error:
@@ -310,14 +362,32 @@ def _read_parquet(path: Path) -> pd.DataFrame:
             f"reading Parquet ({path.name}) needs pyarrow: "
             "pip install 'lossless-triplet[parquet]' (or save the table as CSV)"
         ) from error
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    _require_pyarrow(path)
     return pd.read_parquet(path, engine="pyarrow")
 
 
-def _read_text(path: Path, suffixes: list[str]) -> pd.DataFrame:
+def _read_text(path: Path, suffixes: list[str], **options) -> pd.DataFrame:
     """pandas parses clean numeric columns fast; a column with any other text comes back as
-    strings and is parsed (with row-level errors) by ``_parse_numbers``."""
+    strings and is parsed (with row-level errors) by ``_parse_numbers``. ``options`` go to
+    ``pd.read_csv`` (e.g. ``usecols``, ``chunksize``)."""
+    sep, _ = _text_layout(path, suffixes)
+    options.setdefault("low_memory", False)  # one dtype per column, never per chunk
+    try:
+        return pd.read_csv(path, sep=sep, na_values=_NA_VALUES, keep_default_na=False, compression="infer",
+                           **options)
+    except pd.errors.EmptyDataError as error:
+        raise ValueError(f"{path} is empty: expected a header line and data rows") from error
+
+
+def _text_layout(path: Path, suffixes: list[str]) -> tuple[str, list[str]]:
+    """Separator and column names of a CSV/TSV file, from its extension and header line."""
     stem_suffixes = suffixes[:-1] if suffixes and suffixes[-1] == ".gz" else suffixes
     header = _header_line(path)
+    if not header:
+        raise ValueError(f"{path} is empty: expected a header line and data rows")
     if stem_suffixes and stem_suffixes[-1] in TSV_SUFFIXES:
         sep = "\t"
     else:
@@ -326,17 +396,7 @@ def _read_text(path: Path, suffixes: list[str]) -> pd.DataFrame:
     repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:  # pandas would silently rename them "x.1", "x.2"
         raise ValueError(f"{path}: repeated column name(s) {repeated}; make the header unique")
-    try:
-        return pd.read_csv(
-            path,
-            sep=sep,
-            na_values=_NA_VALUES,
-            keep_default_na=False,
-            low_memory=False,  # one dtype per column, never per chunk
-            compression="infer",
-        )
-    except pd.errors.EmptyDataError as error:
-        raise ValueError(f"{path} is empty: expected a header line and data rows") from error
+    return sep, names
 
 
 def _header_line(path: Path) -> str:
@@ -394,7 +454,7 @@ def _missing_mask(column: pd.Series) -> np.ndarray:
     return na | text.isin(MISSING_TOKENS).to_numpy()
 
 
-def _parse_numbers(column: pd.Series, name: str, path: Path) -> np.ndarray:
+def _parse_numbers(column: pd.Series, name: str, path: Path, first_row: int = 0) -> np.ndarray:
     """float64 values of one column; missing cells NaN; errors name the row and value."""
     missing = _missing_mask(column)
     if _is_numeric_dtype(column):
@@ -409,7 +469,7 @@ def _parse_numbers(column: pd.Series, name: str, path: Path) -> np.ndarray:
             row = int(bad[0])
             raise ValueError(
                 f"{path}: column {name!r} has a non-numeric value {column.iloc[row]!r} in data "
-                f"row {row + 1} (1-based, header not counted){_more(bad)}; fix the cell, leave "
+                f"row {first_row + row + 1} (1-based, header not counted){_more(bad)}; fix the cell, leave "
                 "it empty for a missing value, or leave the column out of feature_columns"
             )
     infinite = np.flatnonzero(np.isinf(values))
@@ -417,7 +477,7 @@ def _parse_numbers(column: pd.Series, name: str, path: Path) -> np.ndarray:
         row = int(infinite[0])
         raise ValueError(
             f"{path}: column {name!r} has an infinite value {column.iloc[row]!r} in data row "
-            f"{row + 1} (1-based, header not counted){_more(infinite)}; replace it with a "
+            f"{first_row + row + 1} (1-based, header not counted){_more(infinite)}; replace it with a "
             "finite number or leave it empty for a missing value"
         )
     return values
@@ -427,10 +487,10 @@ def _more(rows: np.ndarray) -> str:
     return f" and {rows.size - 1} more row(s)" if rows.size > 1 else ""
 
 
-def _feature_matrix(frame: pd.DataFrame, columns: Sequence[str], path: Path) -> np.ndarray:
+def _feature_matrix(frame: pd.DataFrame, columns: Sequence[str], path: Path, first_row: int = 0) -> np.ndarray:
     matrix = np.empty((len(frame), len(columns)), dtype=np.float32)
     for j, name in enumerate(columns):
-        matrix[:, j] = _parse_numbers(frame[name], name, path)
+        matrix[:, j] = _parse_numbers(frame[name], name, path, first_row)
     return matrix
 
 

@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["VIEWS", "FeatureView", "kpi_groups"]
+__all__ = ["VIEWS", "FeatureView", "kpi_groups", "resolve_view"]
 
 VIEWS = ("raw", "kpi-stats", "kpi-stats+delta")
+AUTO = "auto"
 N_EXTREMES = 3  # lowest / highest values kept per group (DESIGN.md prototype)
 _STATS = ("min", "max", "mean", "std", *(f"low{i + 1}" for i in range(N_EXTREMES)),
           *(f"high{i + 1}" for i in range(N_EXTREMES)), "missing")
@@ -69,6 +70,14 @@ def _group_stats(values: np.ndarray) -> np.ndarray:
                    np.nanstd(values, axis=1)]
     missing = np.isnan(values).mean(axis=1)
     return np.column_stack([*columns, low, high, missing])
+
+
+def resolve_view(name: str, feature_names: Sequence[str]) -> str:
+    """``"auto"`` becomes ``"kpi-stats"`` when some KPI group has 2 or more columns (there is a
+    topology to pool over), else ``"raw"``; other names are returned unchanged."""
+    if name != AUTO:
+        return name
+    return "kpi-stats" if any(len(c) > 1 for c in kpi_groups(feature_names).values()) else "raw"
 
 
 class FeatureView:

@@ -1,0 +1,225 @@
+"""The model bundle: everything ``detect`` needs, in one directory, without pickle.
+
+Layout of a bundle directory (format version :data:`FORMAT_VERSION`):
+
+- ``model.json``: format name and version, feature names, class names, the
+  fitted feature view and scaler, encoder architecture, loss, training config;
+- ``encoder.safetensors``: encoder weights;
+- ``signatures.safetensors``: the fault memory (arrays, with its JSON
+  metadata in the safetensors header), rewritten on every ``add-fault``.
+
+Every file is written atomically (temporary file in the same directory,
+fsync, rename), so a crash leaves the old or the new file, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .data import Dataset, Standardizer
+from .data.views import FeatureView
+from .memory import FaultMemory
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "FaultModel", "fit_fault_model", "atomic_write_bytes"]
+
+FORMAT = "lossless-triplet-model"
+FORMAT_VERSION = 1
+MODEL_FILE, ENCODER_FILE, SIGNATURES_FILE = "model.json", "encoder.safetensors", "signatures.safetensors"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file, fsync and rename (POSIX-atomic)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+@dataclass
+class FaultModel:
+    """A trained pipeline: raw rows -> view -> scaler -> encoder -> codes -> fault memory.
+
+    Attributes:
+        view: fitted :class:`~lossless_triplet.data.views.FeatureView`.
+        scaler: fitted :class:`~lossless_triplet.data.Standardizer` (on view features).
+        encoder: trained :class:`~lossless_triplet.models.Encoder`.
+        memory: :class:`~lossless_triplet.memory.FaultMemory` of the training statuses.
+        info: JSON-safe description (loss, class names, training config, holdout).
+    """
+
+    view: FeatureView
+    scaler: Standardizer
+    encoder: object
+    memory: FaultMemory
+    info: dict = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Raw input columns the model needs, in order."""
+        return self.view.feature_names_in_
+
+    def features(self, raw: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+        """Scaled encoder inputs of raw rows (view, then imputation and scaling).
+
+        Shape: raw (n, F) float with NaN = missing; previous (F,) the row before (delta views).
+        """
+        return self.scaler.transform(self.view.transform(raw, previous=previous))
+
+    def encode(self, raw: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+        """Codes of raw rows. Shape: raw (n, F) -> (n, N) float32 in [0, 1]."""
+        from .models import encode
+
+        return encode(self.encoder, self.features(raw, previous))
+
+    def identify(self, raw: np.ndarray, previous: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Status of raw rows: see :meth:`lossless_triplet.memory.FaultMemory.identify`."""
+        return self.memory.identify(self.encode(raw, previous))
+
+    def add_fault(self, name: str, raw: np.ndarray) -> None:
+        """Create or extend the signature ``name`` from raw rows (one is enough).
+
+        Rows are encoded on their own; for delta views the first row has no
+        previous row, so give a few consecutive rows when you have them.
+        """
+        self.memory.add(name, self.encode(raw))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> Path:
+        """Write the bundle into ``directory`` (created if needed); returns it."""
+        from safetensors.torch import save as save_tensors
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous() for k, v in self.encoder.state_dict().items()}
+        atomic_write_bytes(directory / ENCODER_FILE, save_tensors(state))
+        self.save_signatures(directory)
+        document = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "feature_names": list(self.feature_names),
+            "view": self.view.to_dict(),
+            "scaler": self.scaler.to_dict(),
+            "encoder": self.encoder.config(),
+            **self.info,
+        }
+        atomic_write_bytes(directory / MODEL_FILE, (json.dumps(document, indent=1) + "\n").encode())
+        return directory
+
+    def save_signatures(self, directory: str | Path) -> None:
+        """Rewrite only the fault memory of a saved bundle (atomic)."""
+        from safetensors.numpy import save as save_arrays
+
+        meta, arrays = self.memory.to_state()
+        data = save_arrays({k: np.ascontiguousarray(v) for k, v in arrays.items()},
+                           metadata={"memory": json.dumps(meta)})
+        atomic_write_bytes(Path(directory) / SIGNATURES_FILE, data)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> FaultModel:
+        """Read a bundle written by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: not a bundle directory (a file is missing).
+            ValueError: another format or version, or a corrupt file.
+        """
+        from safetensors import safe_open
+        from safetensors.torch import load as load_tensors
+
+        from .models import Encoder
+
+        directory = Path(directory)
+        for name in (MODEL_FILE, ENCODER_FILE, SIGNATURES_FILE):
+            if not (directory / name).is_file():
+                raise FileNotFoundError(f"{directory} is not a model bundle: {name} is missing "
+                                        "(create one with `lossless-triplet train ... --out DIR`)")
+        try:
+            document = json.loads((directory / MODEL_FILE).read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{directory / MODEL_FILE} is not valid JSON ({error}); the bundle is corrupt") from None
+        if document.get("format") != FORMAT:
+            raise ValueError(f"{directory} holds format {document.get('format')!r}, not a {FORMAT} bundle")
+        if document.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{directory} is bundle format version {document.get('format_version')}; this "
+                             f"lossless-triplet reads version {FORMAT_VERSION}: retrain or use a matching release")
+        try:
+            encoder = Encoder(**document["encoder"])
+            encoder.load_state_dict(load_tensors((directory / ENCODER_FILE).read_bytes()))
+            with safe_open(directory / SIGNATURES_FILE, framework="numpy") as handle:
+                meta = json.loads(handle.metadata()["memory"])
+                arrays = {key: handle.get_tensor(key) for key in handle.keys()}
+            view = FeatureView.from_dict(document["view"])
+            scaler = Standardizer.from_dict(document["scaler"])
+        except (KeyError, RuntimeError, OSError, TypeError) as error:
+            raise ValueError(f"{directory} is a corrupt model bundle: {error}") from None
+        encoder.eval()
+        memory = FaultMemory.from_state(meta, arrays)
+        skip = {"format", "format_version", "feature_names", "view", "scaler", "encoder"}
+        info = {k: v for k, v in document.items() if k not in skip}
+        return cls(view=view, scaler=scaler, encoder=encoder, memory=memory, info=info)
+
+
+def fit_fault_model(
+    data: Dataset,
+    *,
+    loss: str = "lossless",
+    holdout: Sequence[str] = (),
+    view: str = "kpi-stats",
+    config=None,
+    memory: FaultMemory | None = None,
+    progress: bool = True,
+) -> FaultModel:
+    """Train the full pipeline on a labelled table and build its fault memory.
+
+    Held-out classes are removed from training and get no signature (add them
+    later from one example with :meth:`FaultModel.add_fault`).
+
+    Args:
+        data: the labelled training table (raw features, NaN = missing).
+        loss: a name from :data:`lossless_triplet.losses.LOSSES`.
+        holdout: class names left out.
+        view: feature view name.
+        config: :class:`~lossless_triplet.training.TrainConfig`.
+        memory: an unfitted memory with the radius rule you want (default FaultMemory()).
+        progress: show a progress bar.
+
+    Raises:
+        ValueError: an unknown loss, view or held-out class; too few classes.
+    """
+    from .experiment import resolve_holdout
+    from .losses import make_loss
+    from .models import encode
+    from .training import TrainConfig, train_encoder
+
+    config = config or TrainConfig()
+    loss_fn = make_loss(loss)
+    heldout = resolve_holdout(data.class_names, holdout)
+    known = ~np.isin(data.labels, heldout)
+    feature_view = FeatureView(view).fit(data.features[known], data.feature_names)
+    # Transform every row before dropping held-out ones: delta views need true previous rows.
+    x = feature_view.transform(data.features)[known]
+    scaler = Standardizer().fit(x)
+    x, labels = scaler.transform(x), data.labels[known]
+    trained = train_encoder(x, labels, loss_fn, config, progress=progress, description=loss)
+    memory = (memory or FaultMemory()).fit(encode(trained.model, x), labels, data.class_names)
+    info = {"loss": loss, "class_names": list(data.class_names), "holdout": list(holdout),
+            "train_config": config.to_dict(), "history": trained.history, "n_train_rows": int(known.sum())}
+    return FaultModel(view=feature_view, scaler=scaler, encoder=trained.model, memory=memory, info=info)

@@ -1,0 +1,162 @@
+"""The fault-memory commands: ``train``, ``add-fault``, ``faults``, ``detect``, ``evaluate``, ``export-kddi``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ._common import csv_list
+
+TRAIN_STEPS, QUICK_STEPS = 1200, 150
+
+
+def _steps_config(args: argparse.Namespace):
+    """A TrainConfig doing exactly ``steps`` optimiser steps (epochs x steps_per_epoch)."""
+    from ..training import TrainConfig
+
+    steps = args.steps or (QUICK_STEPS if args.quick else TRAIN_STEPS)
+    if steps < 1:
+        raise ValueError(f"--steps {steps} must be >= 1")
+    per_epoch = max(d for d in range(1, min(steps, 50) + 1) if steps % d == 0)
+    return TrainConfig(embedding_dim=args.dim, seed=args.seed, epochs=steps // per_epoch, steps_per_epoch=per_epoch)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ..bundle import fit_fault_model
+    from ..data import load_table
+    from ..data.views import resolve_view
+
+    data = load_table(args.data, args.label_column)
+    view = resolve_view(args.view, data.feature_names)
+    model = fit_fault_model(data, loss=args.loss, holdout=args.holdout, view=view, config=_steps_config(args),
+                            progress=not args.no_progress)
+    model.save(args.out)
+    print(f"trained {args.loss} on {model.info['n_train_rows']} rows ({view} view, N = {args.dim}); "
+          f"signatures: {', '.join(model.memory.names)}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_add_fault(args: argparse.Namespace) -> int:
+    from ..bundle import FaultModel
+    from ..data import read_feature_table
+
+    model = FaultModel.load(args.model)
+    rows = read_feature_table(args.data, model.feature_names)
+    existed = args.name in model.memory.names
+    model.add_fault(args.name, rows)
+    model.save_signatures(args.model)
+    radius = model.memory.radii()[args.name]
+    count = model.memory.signatures_[args.name].count
+    print(f"{'extended' if existed else 'added'} fault {args.name!r} from {len(rows)} row(s) "
+          f"({count} in all, radius {radius:.4g}); saved to {args.model}")
+    return 0
+
+
+def _cmd_faults(args: argparse.Namespace) -> int:
+    from ..bundle import FaultModel
+
+    model = FaultModel.load(args.model)
+    if args.remove:
+        model.memory.remove(args.remove)
+        model.save_signatures(args.model)
+        print(f"removed fault {args.remove!r}")
+    for row in model.memory.describe():
+        print(f"{row['name']:<24} {row['count']:>8} rows  radius {row['radius']:.4g}"
+              f"{'' if row['learned_radius'] else '  (default radius: few examples)'}")
+    return 0
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from ..bundle import FaultModel
+    from ..detection import detect_file
+
+    model = FaultModel.load(args.model)
+    n = detect_file(model, args.data, args.out, chunk_rows=args.chunk_rows, progress=not args.no_progress)
+    print(f"wrote {n} predictions to {args.out}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..bundle import FaultModel
+    from ..data import load_table
+    from ..detection import evaluate_model
+
+    model = FaultModel.load(args.model)
+    data = load_table(args.data, args.label_column)
+    document = evaluate_model(model, data)
+    text = json.dumps(document, indent=2)
+    print(text)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "evaluation.json").write_text(text + "\n")
+    return 0
+
+
+def _cmd_export_kddi(args: argparse.Namespace) -> int:
+    from ..data import export_kddi_csv
+
+    print(f"wrote {export_kddi_csv(args.split, args.out)}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add the fault-memory sub-commands."""
+    from ..data.views import AUTO, VIEWS
+    from ..losses import LOSSES
+
+    train = sub.add_parser("train", help="train an encoder and a fault memory into a model directory",
+                           description="Train the encoder on a labelled table and save the model bundle "
+                           "(weights, scaler, view, signatures) into --out.")
+    train.add_argument("--data", type=Path, required=True, help="labelled training table (CSV, TSV, Parquet)")
+    train.add_argument("--label-column", required=True, help="column holding the status")
+    train.add_argument("--loss", choices=list(LOSSES), default="lossless", help="loss (default lossless)")
+    train.add_argument("--holdout", type=csv_list, default=[], help="comma-separated statuses left out")
+    train.add_argument("--view", choices=(AUTO, *VIEWS), default=AUTO,
+                       help="feature view (default auto: kpi-stats when columns are named GROUP/NAME)")
+    train.add_argument("--dim", type=int, default=16, help="code width N (default 16)")
+    train.add_argument("--steps", type=int, help=f"optimiser steps (default {TRAIN_STEPS}, --quick {QUICK_STEPS})")
+    train.add_argument("--quick", action="store_true", help="a short training budget")
+    train.add_argument("--seed", type=int, default=0, help="seed")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--out", type=Path, required=True, help="model directory to write")
+    train.set_defaults(handler=_cmd_train)
+
+    add = sub.add_parser("add-fault", help="add (or extend) a fault signature from example rows",
+                         description="Encode the rows of --data and add them to the signature --name "
+                         "(created if new). One row is enough.")
+    add.add_argument("--model", type=Path, required=True, help="model directory")
+    add.add_argument("--data", type=Path, required=True, help="table with the example row(s)")
+    add.add_argument("--name", required=True, help="fault name")
+    add.set_defaults(handler=_cmd_add_fault)
+
+    faults = sub.add_parser("faults", help="list (or remove) the signatures of a model")
+    faults.add_argument("--model", type=Path, required=True, help="model directory")
+    faults.add_argument("--remove", metavar="NAME", help="remove this signature first")
+    faults.set_defaults(handler=_cmd_faults)
+
+    detect = sub.add_parser("detect", help="identify the status of every row of a table",
+                            description="Write one prediction per input row, in order: status (a known "
+                            "status or unknown), nearest, distance, unknown.")
+    detect.add_argument("--model", type=Path, required=True, help="model directory")
+    detect.add_argument("--data", type=Path, required=True, help="table with the model's feature columns")
+    detect.add_argument("--out", type=Path, required=True, help="prediction CSV to write")
+    detect.add_argument("--chunk-rows", type=int, default=65_536, help="rows read at a time (bounds memory)")
+    detect.add_argument("--no-progress", action="store_true", help="hide the row counter")
+    detect.set_defaults(handler=_cmd_detect)
+
+    evaluate = sub.add_parser("evaluate", help="measure a model on a labelled table",
+                              description="Accuracy, macro-F1, unknown rate and AUROC, retrieval metrics.")
+    evaluate.add_argument("--model", type=Path, required=True, help="model directory")
+    evaluate.add_argument("--data", type=Path, required=True, help="labelled table")
+    evaluate.add_argument("--label-column", required=True, help="column holding the status")
+    evaluate.add_argument("--out", type=Path, help="directory for evaluation.json")
+    evaluate.set_defaults(handler=_cmd_evaluate)
+
+    export = sub.add_parser("export-kddi", help="write a split of the bundled KDDI data as CSV",
+                            description="Write the bundled KDDI NFV split as CSV with a 'status' column "
+                            "(class names), e.g. to try train/detect on real data.")
+    export.add_argument("--split", choices=("train", "eval"), default="train", help="split (default train)")
+    export.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    export.set_defaults(handler=_cmd_export_kddi)
