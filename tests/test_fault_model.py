@@ -1,0 +1,123 @@
+"""train -> add-fault from one row -> detect, through the library and the CLI, on KDDI-shaped tables."""
+
+import csv
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lossless_triplet.bundle import FORMAT_VERSION, FaultModel, fit_fault_model
+from lossless_triplet.cli import main
+from lossless_triplet.data import load_kddi_nfv
+from lossless_triplet.detection import detect_file, evaluate_model
+from lossless_triplet.training import TrainConfig
+
+TINY = TrainConfig(embedding_dim=4, hidden=(16,), epochs=2, steps_per_epoch=5, samples_per_class=8)
+
+
+@pytest.fixture(scope="module")
+def kddi():
+    train = load_kddi_nfv("train")
+    rows = np.concatenate([np.flatnonzero(train.labels == c)[:40] for c in range(7)])
+    return train.subset(np.sort(rows)), load_kddi_nfv("eval")
+
+
+@pytest.fixture(scope="module")
+def model(kddi):
+    return fit_fault_model(kddi[0], holdout=["node-down"], view="kpi-stats+delta", config=TINY, progress=False)
+
+
+def test_fit_leaves_held_out_classes_without_signature(model):
+    assert "node-down" not in model.memory.names
+    assert len(model.memory.names) == 6
+    assert model.info["holdout"] == ["node-down"]
+
+
+def test_save_load_gives_identical_predictions(model, kddi, tmp_path):
+    model.save(tmp_path / "m")
+    loaded = FaultModel.load(tmp_path / "m")
+    raw = kddi[1].features[:300]
+    for key, value in model.identify(raw).items():
+        np.testing.assert_array_equal(loaded.identify(raw)[key], value)
+    document = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert document["format_version"] == FORMAT_VERSION
+    assert not list((tmp_path / "m").glob("*.pkl")) and not list((tmp_path / "m").glob("*.tmp"))
+
+
+def test_bundle_version_and_corruption_are_refused(model, tmp_path):
+    model.save(tmp_path / "m")
+    path = tmp_path / "m" / "model.json"
+    document = json.loads(path.read_text())
+    document["format_version"] = 99
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="version 99"):
+        FaultModel.load(tmp_path / "m")
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="corrupt"):
+        FaultModel.load(tmp_path / "m")
+    (tmp_path / "m" / "encoder.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="encoder.safetensors"):
+        FaultModel.load(tmp_path / "m")
+
+
+def test_detect_streams_in_chunks_like_one_pass(model, kddi, tmp_path):
+    table = tmp_path / "eval.csv"
+    pd.DataFrame(kddi[1].features[:1000], columns=kddi[1].feature_names).assign(extra="x").to_csv(table, index=False)
+    assert detect_file(model, table, tmp_path / "a.csv", chunk_rows=1000, progress=False) == 1000
+    assert detect_file(model, table, tmp_path / "b.csv", chunk_rows=77, progress=False) == 1000
+    a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
+    pd.testing.assert_frame_equal(a, b)
+    assert a["row"].tolist() == list(range(1000))
+    whole = model.identify(kddi[1].features[:1000])
+    assert a["status"].tolist() == whole["status"].tolist()
+    np.testing.assert_allclose(a["distance"], whole["distance"], rtol=1e-5)
+    assert set(a["unknown"].astype(str).str.lower()) <= {"true", "false"}
+
+
+def test_evaluate_scores_unknown_rows(model, kddi):
+    eval_data = kddi[1].subset(np.arange(2000))
+    document = evaluate_model(model, eval_data)
+    assert document["n_rows"] == 2000
+    assert "unknown" in document["truth"]  # node-down rows have no signature
+    assert 0 <= document["unknown_auroc"] <= 1
+    assert 0 <= document["macro_f1"] <= 1 and 0 <= document["precision_at_1"] <= 1
+
+
+def test_cli_train_add_fault_detect(kddi, tmp_path, capsys):
+    train, evaluation = kddi
+    train_csv, eval_csv, one_row = tmp_path / "train.csv", tmp_path / "eval.csv", tmp_path / "one.csv"
+    train.to_frame("status").to_csv(train_csv, index=False)
+    frame = evaluation.subset(np.arange(500)).to_frame("status")
+    frame.to_csv(eval_csv, index=False)
+    train_frame = pd.read_csv(train_csv)
+    train_frame[train_frame["status"] == "interface-down"].head(1).to_csv(one_row, index=False)
+    model_dir = tmp_path / "model"
+    assert main(["train", "--data", str(train_csv), "--label-column", "status", "--holdout",
+                 "node-down,interface-down", "--steps", "6", "--dim", "4", "--out", str(model_dir),
+                 "--no-progress"]) == 0
+    assert main(["add-fault", "--model", str(model_dir), "--data", str(one_row), "--name", "interface-down"]) == 0
+    assert "interface-down" in FaultModel.load(model_dir).memory.names
+    assert main(["detect", "--model", str(model_dir), "--data", str(eval_csv), "--out",
+                 str(tmp_path / "pred.csv"), "--no-progress"]) == 0
+    with open(tmp_path / "pred.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 500
+    assert {"status", "nearest", "distance", "unknown"} <= set(rows[0])
+    assert main(["faults", "--model", str(model_dir), "--remove", "interface-down"]) == 0
+    assert "interface-down" not in FaultModel.load(model_dir).memory.names
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(eval_csv), "--label-column", "status",
+                 "--out", str(tmp_path / "ev")]) == 0
+    assert json.loads((tmp_path / "ev" / "evaluation.json").read_text())["n_rows"] == 500
+
+
+def test_detect_names_the_missing_feature_column(model, kddi, tmp_path, capsys):
+    model.save(tmp_path / "m")
+    frame = pd.DataFrame(kddi[1].features[:10], columns=kddi[1].feature_names)
+    frame.drop(columns=["cpu_util/RR-01", "rx-pps/IntGW-01+link-intgw-exgw-a-1"]).to_csv(tmp_path / "x.csv",
+                                                                                          index=False)
+    status = main(["detect", "--model", str(tmp_path / "m"), "--data", str(tmp_path / "x.csv"), "--out",
+                   str(tmp_path / "p.csv"), "--no-progress"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "cpu_util/RR-01" in err and "rx-pps/IntGW-01+link-intgw-exgw-a-1" in err

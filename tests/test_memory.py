@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+
+from lossless_triplet.memory import MAX_SAMPLE, UNKNOWN, FaultMemory
+
+
+def clusters(seed=0, n=40, spread=0.02):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.1, 0.1], [0.9, 0.1], [0.1, 0.9]])
+    codes = np.concatenate([c + spread * rng.normal(size=(n, 2)) for c in centres])
+    return codes, np.repeat(np.arange(3), n), ["normal", "link-down", "cpu-hog"]
+
+
+def test_signatures_are_class_centroids_with_quantile_radii():
+    codes, labels, names = clusters()
+    memory = FaultMemory(quantile=0.9, slack=1.0).fit(codes, labels, names)
+    assert memory.names == names
+    for c, name in enumerate(names):
+        members = codes[labels == c]
+        np.testing.assert_allclose(memory.signatures_[name].centroid, members.mean(0))
+        expected = np.quantile(np.linalg.norm(members - members.mean(0), axis=1), 0.9)
+        assert memory.radii()[name] == pytest.approx(expected)
+
+
+def test_identify_nearest_distance_and_unknown():
+    codes, labels, names = clusters()
+    memory = FaultMemory().fit(codes, labels, names)
+    queries = np.array([[0.11, 0.09], [0.88, 0.12], [0.9, 0.9]])  # normal, link-down, far from all
+    result = memory.identify(queries)
+    assert result["nearest"][:2].tolist() == ["normal", "link-down"]
+    assert result["status"][:2].tolist() == ["normal", "link-down"]
+    assert result["status"][2] == UNKNOWN and result["unknown"].tolist() == [False, False, True]
+    centroid = memory.signatures_["normal"].centroid
+    assert result["distance"][0] == pytest.approx(np.linalg.norm(queries[0] - centroid))
+    assert result["unknown_score"][2] > 1 > result["unknown_score"][0]
+
+
+def test_one_example_signature_gets_the_median_learned_radius():
+    codes, labels, names = clusters()
+    memory = FaultMemory().fit(codes, labels, names)
+    learned = list(memory.radii().values())
+    memory.add("node-down", [0.9, 0.9])
+    assert memory.radii()["node-down"] == pytest.approx(np.median(learned))
+    result = memory.identify(np.array([[0.89, 0.9]]))
+    assert result["status"].tolist() == ["node-down"] and not result["unknown"][0]
+    assert memory.describe()[-1] == {"name": "node-down", "count": 1, "radius": pytest.approx(np.median(learned)),
+                                     "learned_radius": False}
+
+
+def test_extending_moves_the_centroid_to_the_mean_of_all_members():
+    codes, labels, names = clusters()
+    memory = FaultMemory(min_members=3).fit(codes, labels, names)
+    memory.add("new", [[0.5, 0.5]])
+    memory.add("new", [[0.6, 0.5], [0.7, 0.5]])
+    signature = memory.signatures_["new"]
+    assert signature.count == 3
+    np.testing.assert_allclose(signature.centroid, [0.6, 0.5])
+    assert memory.describe()[-1]["learned_radius"]
+
+
+def test_sample_is_capped_but_centroid_is_exact():
+    rng = np.random.default_rng(1)
+    big = rng.random((MAX_SAMPLE + 500, 3))
+    memory = FaultMemory()
+    memory.add("a", big)
+    assert len(memory.signatures_["a"].sample) == MAX_SAMPLE
+    np.testing.assert_allclose(memory.signatures_["a"].centroid, big.mean(0))
+
+
+def test_remove_and_state_roundtrip():
+    codes, labels, names = clusters()
+    memory = FaultMemory().fit(codes, labels, names)
+    memory.add("one", [0.5, 0.5])
+    memory.remove("cpu-hog")
+    meta, arrays = memory.to_state()
+    restored = FaultMemory.from_state(meta, arrays)
+    assert restored.names == ["normal", "link-down", "one"]
+    queries = np.random.default_rng(2).random((20, 2))
+    for key, value in memory.identify(queries).items():
+        np.testing.assert_array_equal(restored.identify(queries)[key], value)
+
+
+def test_errors():
+    codes, labels, names = clusters()
+    memory = FaultMemory().fit(codes, labels, names)
+    with pytest.raises(KeyError, match="known: normal"):
+        memory.remove("nope")
+    with pytest.raises(ValueError, match="width"):
+        memory.add("x", [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="name"):
+        memory.add(UNKNOWN, [0.1, 0.2])
+    with pytest.raises(ValueError, match="NaN"):
+        memory.identify([[np.nan, 0.1]])
+    with pytest.raises(ValueError, match="empty"):
+        FaultMemory().identify([[0.1, 0.2]])
+    with pytest.raises(ValueError, match="quantile"):
+        FaultMemory(quantile=0)
+    with pytest.raises(ValueError, match="corrupt"):
+        FaultMemory.from_state({"quantile": 0.9}, {})
