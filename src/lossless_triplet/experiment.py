@@ -22,7 +22,8 @@ from .data import Dataset, Standardizer
 from .data.views import FeatureView
 from .metrics import compactness, one_shot_evaluation, retrieval_metrics
 
-__all__ = ["DEFAULT_LOSSES", "LossResult", "check_compatible", "resolve_holdout", "compare_losses", "write_metrics"]
+__all__ = ["DEFAULT_LOSSES", "LossResult", "check_compatible", "resolve_holdout", "compare_losses", "unknown_auroc",
+           "write_metrics"]
 
 log = logging.getLogger("lossless_triplet")
 
@@ -96,11 +97,34 @@ def _json_safe(value):
     return value
 
 
+def unknown_auroc(train_codes, train_labels, test_codes, test_labels, heldout) -> float:
+    """AUROC of telling held-out-class test rows from known-class ones, before the new types are added.
+
+    A :class:`~lossless_triplet.memory.FaultMemory` is fitted on the known-class
+    training codes; each test row is scored by its ``unknown_score`` (distance
+    to the nearest signature over that signature's radius). NaN without
+    held-out rows or without known rows in the test set.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from .memory import FaultMemory
+
+    known = ~np.isin(train_labels, heldout)
+    is_new = np.isin(test_labels, heldout)
+    if is_new.all() or not is_new.any():
+        return float("nan")
+    class_ids = np.unique(train_labels[known])
+    memory = FaultMemory().fit(train_codes[known], np.searchsorted(class_ids, train_labels[known]),
+                               [str(c) for c in class_ids])
+    return float(roc_auc_score(is_new, memory.identify(test_codes)["unknown_score"]))
+
+
 def _code_metrics(train_codes, train_labels, test_codes, test_labels, heldout, n_draws, seed) -> dict:
     one_shot = one_shot_evaluation(
         train_codes, train_labels, test_codes, test_labels, heldout, n_draws=n_draws, seed=seed
     )
     return {
+        "unknown_auroc": unknown_auroc(train_codes, train_labels, test_codes, test_labels, heldout),
         **retrieval_metrics(test_codes, test_labels),
         "one_shot_macro_f1": one_shot["one_shot_macro_f1"],
         "one_shot_macro_f1_std": one_shot["one_shot_macro_f1_std"],
@@ -134,8 +158,13 @@ def compare_losses(
         n_draws: one-shot draws to average over (>= 10 recommended).
         dataset_name: the ``dataset`` field of the result.
         progress: show progress bars.
-        on_epoch_factory: optional ``f(loss_name) -> on_epoch`` callback factory,
-            passed on to :func:`~lossless_triplet.training.train_encoder`.
+        on_epoch_factory: optional callback factory, called once per loss (before it
+            trains) as ``f(loss_name, test_features) -> on_epoch``; ``test_features``
+            is the (n_test, F') float32 array of the test rows after the view and the
+            scaler, in table order: what the encoder takes, so the callback can encode
+            any test rows with :func:`~lossless_triplet.models.encode` (e.g. for
+            :class:`~lossless_triplet.animation.CodeRecorder`). The returned callback
+            goes to :func:`~lossless_triplet.training.train_encoder`.
 
     Returns:
         ``(metrics, results)``: the metrics.json document (DESIGN.md schema, plus a
@@ -178,7 +207,7 @@ def compare_losses(
             test_labels=test.labels,
             progress=progress,
             description=name,
-            on_epoch=on_epoch_factory(name) if on_epoch_factory else None,
+            on_epoch=on_epoch_factory(name, x_test) if on_epoch_factory else None,
         )
         train_codes, test_codes = encode(trained.model, x_train), encode(trained.model, x_test)
         metrics = _code_metrics(train_codes, train.labels, test_codes, test.labels, heldout, n_draws, config.seed)
