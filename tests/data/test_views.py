@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lossless_triplet.data.views import FeatureView, kpi_groups
+from lossless_triplet.data.views import FeatureView, kpi_groups, signed_log1p
 
 NAMES = ["rx/a", "rx/b", "rx/c", "rx/d", "cpu/r1", "cpu/r2"]
 
@@ -22,8 +22,9 @@ def test_kpi_stats_match_a_hand_computation():
     view = FeatureView("kpi-stats").fit(x, NAMES)
     out = view.transform(x)
     assert out.shape == (30, 2 * 11)
-    q1, med, q3 = np.nanpercentile(x, [25, 50, 75], axis=0)
-    scaled = (x - med) / (q3 - q1)
+    logged = np.sign(x) * np.log(1 + np.abs(x))
+    q1, med, q3 = np.nanpercentile(logged, [25, 50, 75], axis=0)
+    scaled = (logged - med) / (q3 - q1)
     rx = scaled[7, :4]
     expected = [rx.min(), rx.max(), rx.mean(), rx.std(), *np.sort(rx)[:3], *np.sort(rx)[::-1][:3], 0.0]
     np.testing.assert_allclose(out[7, :11], expected, rtol=1e-5)
@@ -37,8 +38,9 @@ def test_kpi_stats_do_not_depend_on_which_link_is_hit():
     x = table()
     view = FeatureView("kpi-stats").fit(x, NAMES)
     spike_a, spike_c = x[10].copy(), x[10].copy()
-    spike_a[0] = view.median_[0] + 8 * view.iqr_[0]
-    spike_c[2] = view.median_[2] + 8 * view.iqr_[2]
+    # Values whose signed log sits 8 IQRs above the column's median.
+    spike_a[0] = np.expm1(view.median_[0] + 8 * view.iqr_[0])
+    spike_c[2] = np.expm1(view.median_[2] + 8 * view.iqr_[2])
     out = view.transform(np.vstack([spike_a, spike_c]))
     assert out[0, 1] == pytest.approx(8.0) and out[1, 1] == pytest.approx(8.0)  # max of the group
 
@@ -52,8 +54,13 @@ def test_delta_view_streams_in_chunks_like_the_whole_table():
     # No previous row: the first row's deltas are missing (imputed downstream), missing fraction 1.
     first = whole[0, 22:].reshape(2, 11)
     assert np.isnan(first[:, :10]).all() and (first[:, 10] == 1).all()
-    step = (x[9] - x[8]) / view.iqr_
+    step = (signed_log1p(x[9]) - signed_log1p(x[8])) / view.iqr_
     np.testing.assert_allclose(whole[9, 22 + 11 + 1], step[4:].max(), rtol=1e-5)  # delta-cpu/max
+
+
+def test_signed_log_keeps_sign_and_zero():
+    np.testing.assert_allclose(signed_log1p(np.array([-np.e + 1, 0.0, np.e - 1])), [-1.0, 0.0, 1.0])
+    assert np.isnan(signed_log1p(np.array([np.nan])))[0]
 
 
 def test_raw_view_and_serialisation():

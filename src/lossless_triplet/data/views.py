@@ -6,9 +6,11 @@ node was hit. The ``kpi-stats`` view pools each KPI group (the part of a column
 name before ``/``, e.g. ``rx-pps`` in ``rx-pps/IntGW-01+link-...``) into order
 statistics that are invariant to permuting the links of the group:
 
-- every column is first robust-scaled with its own training median and
-  inter-quartile range, so a link carrying 4,700 pps and one carrying 0.1 pps
-  both read "how unusual is this link now";
+- every value is compressed with the symmetric log sign(x)·ln(1 + |x|)
+  (packet rates and counts are heavy-tailed), then each column is
+  robust-scaled with its own training median and inter-quartile range, so a
+  link carrying 4,700 pps and one carrying 0.1 pps both read "how unusual is
+  this link now";
 - per group: min, max, mean, std, the 3 lowest and 3 highest scaled values, and
   the fraction of missing cells (a router that is down stops reporting).
 
@@ -29,13 +31,18 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["VIEWS", "FeatureView", "kpi_groups", "resolve_view"]
+__all__ = ["VIEWS", "FeatureView", "kpi_groups", "resolve_view", "signed_log1p"]
 
 VIEWS = ("raw", "kpi-stats", "kpi-stats+delta")
 AUTO = "auto"
 N_EXTREMES = 3  # lowest / highest values kept per group (DESIGN.md prototype)
 _STATS = ("min", "max", "mean", "std", *(f"low{i + 1}" for i in range(N_EXTREMES)),
           *(f"high{i + 1}" for i in range(N_EXTREMES)), "missing")
+
+
+def signed_log1p(x: np.ndarray) -> np.ndarray:
+    """sign(x) * ln(1 + |x|): compresses heavy tails, keeps 0 at 0 and the sign (NaN stays NaN)."""
+    return np.sign(x) * np.log1p(np.abs(x))
 
 
 def kpi_groups(feature_names: Sequence[str]) -> dict[str, list[int]]:
@@ -90,7 +97,7 @@ class FeatureView:
             change since the previous row).
 
     Learned by :meth:`fit` (training rows only): ``feature_names_in_``,
-    ``median_`` and ``iqr_`` (per input column), ``groups_`` (group name ->
+    ``median_`` and ``iqr_`` (per input column, of the signed-log values), ``groups_`` (group name ->
     column indices) and ``feature_names_out_``.
 
     Raises:
@@ -114,6 +121,7 @@ class FeatureView:
         if X.ndim != 2 or X.shape[1] != len(feature_names):
             raise ValueError(f"X has shape {X.shape} but {len(feature_names)} feature names were given")
         self._set_columns(feature_names)
+        X = signed_log1p(X)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN columns: 0 and 1 below
             q1, median, q3 = np.nanpercentile(X, [25, 50, 75], axis=0)
@@ -163,13 +171,16 @@ class FeatureView:
             raise ValueError(f"expected (n, {len(self.feature_names_in_)}) rows, got shape {X.shape}")
         if self.name == "raw":
             return X.astype(np.float32)
-        scaled = (X - self.median_) / self.iqr_
+        scaled = self._scaled(X)
         blocks = [self._pooled(scaled)]
         if self.needs_previous_row:
             before = np.full((1, X.shape[1]), np.nan) if previous is None else (
-                (np.asarray(previous, dtype=np.float64).reshape(1, -1) - self.median_) / self.iqr_)
+                self._scaled(np.asarray(previous, dtype=np.float64).reshape(1, -1)))
             blocks.append(self._pooled(np.diff(np.vstack([before, scaled]), axis=0)))
         return np.hstack(blocks).astype(np.float32)
+
+    def _scaled(self, X: np.ndarray) -> np.ndarray:
+        return (signed_log1p(X) - self.median_) / self.iqr_
 
     def _pooled(self, scaled: np.ndarray) -> np.ndarray:
         return np.hstack([_group_stats(scaled[:, cols]) for cols in self.groups_.values()])
