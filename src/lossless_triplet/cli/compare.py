@@ -28,6 +28,8 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for weights, batches and one-shot draws")
     parser.add_argument("--draws", type=int, default=10, help="one-shot draws to average over (default 10)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--animate", action="store_true",
+                        help="also record codes during training: writes training.gif and report.html")
 
 
 def _train_config(args: argparse.Namespace):
@@ -59,23 +61,32 @@ def format_table(document: dict) -> str:
 
 
 def run_comparison(train, test, args: argparse.Namespace, dataset_name: str) -> dict:
-    """Train and measure every requested loss, write metrics.json and figures into ``args.out``."""
-    from ..experiment import compare_losses, write_metrics
-    from ..plots import plot_embeddings, plot_loss_curves
+    """Train and measure every requested loss; save the run and its figures into ``args.out``.
 
-    args.out.mkdir(parents=True, exist_ok=True)
+    Writes metrics.json, codes.npz, history.json, embeddings_<loss>.png and
+    loss_curves.png; with ``args.animate`` also animation.npz, training.gif and
+    report.html (see :mod:`lossless_triplet.runs`).
+    """
+    from ..animation import CodeRecorder
+    from ..experiment import compare_losses
+    from ..runs import Run, render_run, save_run
+
+    config = _train_config(args)
+    recorder = None
+    if args.animate:
+        recorder = CodeRecorder(test.labels, test.class_names, epochs=config.epochs, seed=args.seed)
     document, results = compare_losses(
-        train, test, losses=args.losses, holdout=args.holdout, view=args.view, config=_train_config(args),
+        train, test, losses=args.losses, holdout=args.holdout, view=args.view, config=config,
         n_draws=args.draws, dataset_name=dataset_name, progress=not args.no_progress,
+        on_epoch_factory=recorder.factory if recorder else None,
     )
-    written = [write_metrics(document, args.out)]
-    for name, result in results.items():
-        written.append(plot_embeddings(result.test_codes, test.labels, test.class_names,
-                                       args.out / f"embeddings_{name}.png",
-                                       title=f"{dataset_name}: {name} loss, test rows"))
-    written.append(plot_loss_curves({n: r.history for n, r in results.items()}, args.out / "loss_curves.png"))
+    run = Run(document, tuple(test.class_names), test.labels, {n: r.test_codes for n, r in results.items()},
+              {n: r.history for n, r in results.items()}, recorder.recording() if recorder else None)
+    written = save_run(run, args.out) + render_run(run, args.out, report=args.animate)
     print(format_table(document))
     print("\nwrote " + ", ".join(str(p) for p in written))
+    if not args.animate:
+        print(f"(`lossless-triplet report {args.out}` builds report.html from these files)")
     return document
 
 
