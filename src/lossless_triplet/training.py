@@ -1,18 +1,38 @@
-"""Training an encoder with a metric-learning loss on class-balanced P x K batches."""
+"""Training an encoder with a metric-learning loss on class-balanced P x K batches.
+
+The loop counts global optimiser steps (``epochs x steps_per_epoch``); the
+history stays per epoch. It runs unchanged in one process or under torchrun
+(DistributedDataParallel, see :mod:`lossless_triplet.distributed`), and can
+write resumable checkpoints (see :mod:`lossless_triplet.checkpoint`).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from . import distributed
 from .models import Encoder
 
-__all__ = ["TrainConfig", "BalancedBatchSampler", "TrainResult", "train_encoder", "seed_everything"]
+__all__ = [
+    "TrainConfig",
+    "BalancedBatchSampler",
+    "TrainResult",
+    "train_encoder",
+    "batch_loss",
+    "seed_everything",
+]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,6 +72,11 @@ class TrainConfig:
             raise ValueError(f"learning_rate={self.learning_rate} must be > 0")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
 
+    @property
+    def total_steps(self) -> int:
+        """Optimiser steps of the whole run: ``epochs * steps_per_epoch``."""
+        return self.epochs * self.steps_per_epoch
+
     def to_dict(self) -> dict:
         """JSON-safe copy (tuples become lists)."""
         d = asdict(self)
@@ -70,7 +95,9 @@ class BalancedBatchSampler:
     Every batch then holds positives for every anchor and negatives from P - 1
     other classes, whatever the class imbalance (KDDI: 3870 normal rows, 55
     node-down). Batch-hard mining as in Hermans, Beyer, Leibe, "In Defense of
-    the Triplet Loss", 2017, uses the same P x K scheme.
+    the Triplet Loss", 2017, uses the same P x K scheme. Under torchrun every
+    rank draws the same global batch and encodes its own shard of it
+    (:func:`lossless_triplet.distributed.shard_rows`).
 
     Args:
         labels: (n,) int class ids of the rows to draw from.
@@ -96,6 +123,7 @@ class BalancedBatchSampler:
 
     @property
     def batch_size(self) -> int:
+        """Rows per batch, P * K."""
         return self.classes_per_batch * self.samples_per_class
 
     def sample(self) -> np.ndarray:
@@ -108,22 +136,33 @@ class BalancedBatchSampler:
             parts.append(self.rng.choice(rows, size=self.samples_per_class, replace=replace))
         return np.concatenate(parts).astype(np.int64)
 
+    def state_dict(self) -> dict:
+        """The generator's position, as ``{"rng": JSON text}`` (its 128-bit integers survive as text)."""
+        return {"rng": json.dumps(self.rng.bit_generator.state)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a position saved by :meth:`state_dict`."""
+        self.rng.bit_generator.state = json.loads(state["rng"])
+
 
 @dataclass
 class TrainResult:
     """A trained encoder and its per-epoch history.
 
     Attributes:
-        model: the encoder, in eval mode.
+        model: the encoder, in eval mode, on the CPU.
         history: lists per epoch: ``epoch``, ``train_loss`` (mean over the
             epoch's batches), ``test_loss`` (batch-all loss on a fixed
             class-balanced sample of the test rows; absent without test data).
-        train_seconds: wall-clock seconds of the optimisation (no evaluation).
+        train_seconds: wall-clock seconds of the optimisation (no evaluation),
+            summed over the interrupted runs a resumed run continues.
+        start_step: optimiser steps already done by the checkpoint resumed from (0: a fresh run).
     """
 
     model: nn.Module
     history: dict[str, list[float]] = field(default_factory=dict)
     train_seconds: float = 0.0
+    start_step: int = 0
 
 
 def _balanced_sample(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
@@ -135,7 +174,88 @@ def _balanced_sample(labels: np.ndarray, per_class: int, seed: int) -> np.ndarra
     return np.sort(np.concatenate(parts))
 
 
+def _mean(values: list[float]) -> float:
+    # A plain running sum, in step order: the same float whether the epoch ran in one go or was resumed.
+    total = 0.0
+    for value in values:
+        total += value
+    return total / len(values)
+
+
 EpochCallback = Callable[[int, nn.Module, dict], None]
+
+
+def batch_loss(model: nn.Module, loss_fn: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The loss of one global batch, in one process or across a process group.
+
+    In one process this is ``loss_fn(model(features), labels)``. In a process
+    group every rank passes the same global batch, encodes only its own shard
+    of rows (:func:`~lossless_triplet.distributed.shard_rows`) and computes the
+    loss on the gathered global codes
+    (:func:`~lossless_triplet.distributed.gather_with_grad`), so mining sees
+    the whole batch. Every rank then returns the same value, and with ``model``
+    wrapped in DistributedDataParallel the averaged gradients equal the
+    single-process ones (see :mod:`lossless_triplet.distributed`).
+
+    Shape:
+        features: (B, F) float, labels: (B,) int (on any device; the shard moves
+        to the model's). Output: scalar.
+
+    Raises:
+        ValueError: the number of processes does not divide B.
+    """
+    rows = distributed.shard_rows(len(labels))
+    where = next(model.parameters()).device
+    codes = model(features[rows].to(where))
+    codes, batch_labels = distributed.gather_with_grad(codes, labels[rows].to(where))
+    return loss_fn(codes, batch_labels)
+
+
+def _fingerprint(config: TrainConfig, loss_fn: nn.Module, features: np.ndarray, labels: np.ndarray) -> dict:
+    """What a resumed run must share with the checkpoint: all but the length of the run."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(features).data)
+    digest.update(np.ascontiguousarray(labels).data)
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("epochs", "steps_per_epoch")}
+    return {**settings, "loss": repr(loss_fn), "data_shape": list(features.shape), "data_sha256": digest.hexdigest()}
+
+
+def _open_checkpoints(directory: Path, resume: bool, fingerprint: dict | None, total_steps: int) -> dict | None:
+    """On rank 0: the state to resume from (or None), after every check."""
+    from .checkpoint import check_fingerprint, latest_checkpoint, load_checkpoint
+
+    found = latest_checkpoint(directory)
+    if not resume:
+        if found is not None:
+            raise ValueError(f"{directory} already holds checkpoints (latest {found.name}) of an earlier run: "
+                             "pass --resume (resume=True) to continue it, or use another output directory")
+        return None
+    if found is None:
+        log.warning("no checkpoint in %s yet: starting at step 0", directory)
+        return None
+    state = load_checkpoint(found)
+    check_fingerprint(state["fingerprint"], fingerprint, found)
+    if state["step"] > total_steps:
+        raise ValueError(f"{found} is at step {state['step']}, past this run's {total_steps} steps: "
+                         "ask for at least as many steps")
+    log.info("resuming from %s (step %d)", found, state["step"])
+    return state
+
+
+def _agree(action: Callable[[], object]) -> object:
+    """Run ``action`` on rank 0 and give every rank its result, or raise its error on every rank."""
+    outcome = None
+    if distributed.is_main_process():
+        try:
+            outcome = ("ok", action())
+        except (ValueError, FileNotFoundError) as error:
+            outcome = (type(error).__name__, str(error))
+    outcome = distributed.broadcast_object(outcome)
+    if outcome[0] == "FileNotFoundError":
+        raise FileNotFoundError(outcome[1])
+    if outcome[0] != "ok":
+        raise ValueError(outcome[1])
+    return outcome[1]
 
 
 def train_encoder(
@@ -149,11 +269,21 @@ def train_encoder(
     progress: bool = True,
     description: str = "train",
     on_epoch: EpochCallback | None = None,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Train a fresh :class:`~lossless_triplet.models.Encoder` with Adam on P x K batches.
 
+    Runs ``config.total_steps`` optimiser steps. Inside a process group
+    (``torchrun``; :func:`lossless_triplet.distributed.init_from_env`) the
+    encoder is wrapped in DistributedDataParallel and every step is
+    :func:`batch_loss` over the global P x K batch: the same losses and, up to
+    rounding, the same model as one process. Only rank 0 shows progress and
+    writes checkpoints.
+
     Args:
-        features: (n, F) float32 scaled features.
+        features: (n, F) float32 scaled features (the same on every rank).
         labels: (n,) int class ids.
         loss_fn: a module called as ``loss_fn(codes, labels)``.
         config: hyper-parameters and seed.
@@ -162,13 +292,26 @@ def train_encoder(
         description: label of the progress bar.
         on_epoch: called after each epoch as ``on_epoch(epoch, model, record)``
             (e.g. to record codes for an animation); must not train the model.
+            A resumed run calls it for the epochs after the checkpoint only.
+        checkpoint_dir: where checkpoints are written and read.
+        checkpoint_every: write a checkpoint (model, optimiser, sampler, RNG,
+            history so far) every this many steps, and at the last step when
+            it is a multiple; None: never.
+        resume: continue from the latest checkpoint in ``checkpoint_dir``
+            (from step 0, with a logged warning, when there is none yet). The
+            run must have the same settings except its length (``epochs``,
+            ``steps_per_epoch``): resuming a 50-step checkpoint with a 100-step
+            config gives the same model as 100 uninterrupted steps.
 
     Returns:
-        TrainResult with the model in eval mode.
+        TrainResult with the model in eval mode on the CPU.
 
     Raises:
         ValueError: mismatched shapes, non-finite features, fewer than 2 classes,
-            a non-finite loss during training (with the epoch and step).
+            a non-finite loss during training (with the epoch and step), a
+            process count that does not divide the batch, checkpoint options
+            without ``checkpoint_dir``, existing checkpoints without ``resume``,
+            a corrupt checkpoint or one from a run with other settings.
     """
     features = np.asarray(features, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
@@ -178,53 +321,111 @@ def train_encoder(
         )
     if not np.isfinite(features).all():
         raise ValueError("features hold NaN or inf: impute and scale them first (data.Standardizer)")
+    if checkpoint_every is not None and int(checkpoint_every) < 1:
+        raise ValueError(f"checkpoint_every={checkpoint_every} must be >= 1 (or None for no checkpoints)")
+    if (checkpoint_every is not None or resume) and checkpoint_dir is None:
+        raise ValueError("checkpoint_every and resume need a checkpoint_dir")
     seed_everything(config.seed)
     sampler = BalancedBatchSampler(labels, config.classes_per_batch, config.samples_per_class, config.seed)
-    model = Encoder(features.shape[1], config.embedding_dim, config.hidden)
+    distributed.shard_rows(sampler.batch_size)  # fail now, not at the first step
+    model = Encoder(features.shape[1], config.embedding_dim, config.hidden).to(distributed.device())
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     x_all, y_all = torch.from_numpy(features), torch.from_numpy(labels)
 
     test_x = test_y = None
     if test_features is not None and test_labels is not None:
         rows = _balanced_sample(np.asarray(test_labels), config.samples_per_class * 2, config.seed)
-        test_x = torch.as_tensor(np.asarray(test_features, dtype=np.float32)[rows])
-        test_y = torch.as_tensor(np.asarray(test_labels, dtype=np.int64)[rows])
+        test_x = torch.as_tensor(np.asarray(test_features, dtype=np.float32)[rows]).to(distributed.device())
+        test_y = torch.as_tensor(np.asarray(test_labels, dtype=np.int64)[rows]).to(distributed.device())
+
+    total_steps, per_epoch = config.total_steps, config.steps_per_epoch
+    step_losses: list[float] = []
+    test_losses: dict[int, float] = {}  # by the global step that ended the epoch
+    train_seconds = 0.0
+    fingerprint = None
+    if checkpoint_dir is not None and (checkpoint_every is not None or resume):
+        checkpoint_dir = Path(checkpoint_dir)
+        if distributed.is_main_process():
+            fingerprint = _fingerprint(config, loss_fn, features, labels)
+        state = _agree(lambda: _open_checkpoints(checkpoint_dir, resume, fingerprint, total_steps))
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimiser.load_state_dict(state["optimiser"])
+            sampler.load_state_dict(state["sampler"])
+            torch.set_rng_state(state["torch_rng"])
+            step_losses = [float(v) for v in state["step_losses"]]
+            test_losses = {int(k): float(v) for k, v in state["test_losses"].items()}
+            train_seconds = float(state["train_seconds"])
+    start_step = len(step_losses)
 
     history: dict[str, list[float]] = {"epoch": [], "train_loss": []}
     if test_x is not None:
         history["test_loss"] = []
-    train_seconds = 0.0
-    epochs = range(1, config.epochs + 1)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(epochs, desc=description, unit="epoch", leave=False)
-        epochs = bar
-    for epoch in epochs:
-        model.train()
-        started = time.perf_counter()
-        total = 0.0
-        for step in range(config.steps_per_epoch):
-            batch = torch.from_numpy(sampler.sample())
-            loss = loss_fn(model(x_all[batch]), y_all[batch])
-            if not torch.isfinite(loss):
-                raise ValueError(f"the loss became {loss.item()} at epoch {epoch}, step {step + 1}")
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total += loss.item()
-        train_seconds += time.perf_counter() - started
-        record = {"epoch": epoch, "train_loss": total / config.steps_per_epoch}
-        model.eval()
+    for epoch in range(1, start_step // per_epoch + 1):  # epochs a checkpoint already finished
+        record = {"epoch": epoch, "train_loss": _mean(step_losses[(epoch - 1) * per_epoch : epoch * per_epoch])}
         if test_x is not None:
-            with torch.no_grad():
-                record["test_loss"] = float(loss_fn(model(test_x), test_y))
+            if epoch * per_epoch not in test_losses:
+                raise ValueError(f"the checkpoint has no test loss at step {epoch * per_epoch} (the end of epoch "
+                                 f"{epoch}): resume with the steps_per_epoch and test rows of the first run")
+            record["test_loss"] = test_losses[epoch * per_epoch]
         for key, value in record.items():
             history[key].append(value)
-        if bar is not None:
-            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"})
-        if on_epoch is not None:
-            on_epoch(epoch, model, record)
+
+    net: nn.Module = model
+    if distributed.is_distributed():
+        from torch.nn.parallel import DistributedDataParallel
+
+        cuda = distributed.device().type == "cuda"
+        net = DistributedDataParallel(model, device_ids=[distributed.device().index] if cuda else None)
+    bar = None
+    if progress and distributed.is_main_process():
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.epochs, initial=start_step // per_epoch, desc=description, unit="epoch", leave=False)
+
+    model.train()
+    for step in range(start_step + 1, total_steps + 1):
+        started = time.perf_counter()
+        batch = torch.from_numpy(sampler.sample())
+        loss = batch_loss(net, loss_fn, x_all[batch], y_all[batch])
+        epoch, step_in_epoch = (step - 1) // per_epoch + 1, (step - 1) % per_epoch + 1
+        if not torch.isfinite(loss):
+            raise ValueError(f"the loss became {loss.item()} at epoch {epoch}, step {step_in_epoch}")
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        step_losses.append(loss.item())
+        train_seconds += time.perf_counter() - started
+        if step_in_epoch == per_epoch:
+            record = {"epoch": epoch, "train_loss": _mean(step_losses[-per_epoch:])}
+            model.eval()
+            if test_x is not None:
+                with torch.no_grad():
+                    record["test_loss"] = test_losses[step] = float(loss_fn(model(test_x), test_y))
+            for key, value in record.items():
+                history[key].append(value)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"})
+            if on_epoch is not None:
+                on_epoch(epoch, model, record)
+            model.train()
+        if checkpoint_every is not None and step % checkpoint_every == 0 and distributed.is_main_process():
+            from .checkpoint import save_checkpoint
+
+            save_checkpoint(checkpoint_dir, {
+                "step": step,
+                "fingerprint": fingerprint,
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "sampler": sampler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "step_losses": list(step_losses),
+                "test_losses": dict(test_losses),
+                "train_seconds": train_seconds,
+                "world_size": distributed.world_size(),
+            })
+    if bar is not None:
+        bar.close()
     model.eval()
-    return TrainResult(model=model, history=history, train_seconds=train_seconds)
+    return TrainResult(model=model.cpu(), history=history, train_seconds=train_seconds, start_step=start_step)

@@ -49,3 +49,50 @@ def brute_force_pairs(codes, labels, margin=1.0):
         for i, j in itertools.combinations(range(len(labels)), 2)
     ]
     return float(np.mean(values)) if values else 0.0
+
+
+def _distances(codes):
+    codes = np.asarray(codes, np.float64)
+    return [[sqdist(codes[i], codes[j]) for j in range(len(codes))] for i in range(len(codes))]
+
+
+def brute_force_hard(codes, labels):
+    """Batch hard (Hermans et al. 2017) by loops: per anchor the farthest positive, nearest negative.
+
+    Ties go to the lowest index. Anchors without a positive or a negative are skipped.
+    """
+    d = _distances(codes)
+    triplets = []
+    for a in range(len(labels)):
+        positives = [p for p in range(len(labels)) if p != a and labels[p] == labels[a]]
+        negatives = [n for n in range(len(labels)) if labels[n] != labels[a]]
+        if positives and negatives:
+            p = max(positives, key=lambda j: (d[a][j], -j))
+            n = min(negatives, key=lambda j: (d[a][j], j))
+            triplets.append((a, p, n))
+    return triplets
+
+
+def brute_force_semihard(codes, labels, margin=None):
+    """Semi-hard (FaceNet) by loops: per (a, p) the nearest n with d_ap < d_an (< d_ap + margin).
+
+    Fallback when none exists: the anchor's farthest negative. Ties go to the lowest index.
+    """
+    d = _distances(codes)
+    triplets = []
+    for a in range(len(labels)):
+        negatives = [n for n in range(len(labels)) if labels[n] != labels[a]]
+        if not negatives:
+            continue
+        for p in range(len(labels)):
+            if p == a or labels[p] != labels[a]:
+                continue
+            candidates = [
+                n for n in negatives if d[a][p] < d[a][n] and (margin is None or d[a][n] < d[a][p] + margin)
+            ]
+            if candidates:
+                n = min(candidates, key=lambda j: (d[a][j], j))
+            else:
+                n = max(negatives, key=lambda j: (d[a][j], -j))
+            triplets.append((a, p, n))
+    return triplets

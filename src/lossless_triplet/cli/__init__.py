@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 # Sub-command modules, in the order --help lists them.
-COMMAND_MODULES = ("compare", "memory", "report")
+COMMAND_MODULES = ("compare", "memory", "report", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,13 +1,23 @@
 """The four losses on a labelled batch ``(embeddings, labels)``.
 
-Without an ``indices_tuple`` the triplet losses average over *all* valid
-triplets of the batch (batch-all) and the contrastive loss over all unordered
-pairs i < j. With an ``indices_tuple`` (from :mod:`lossless_triplet.mining` or a
-pytorch-metric-learning miner) they average over exactly those triplets/pairs.
+The triplet losses take ``mining="all" | "hard" | "semihard"`` (see
+:mod:`lossless_triplet.mining`) or an ``indices_tuple`` ``(anchor, positive,
+negative)`` from any miner, e.g. a pytorch-metric-learning one; the
+contrastive loss averages over all unordered pairs i < j or a pair tuple.
 
-Pairwise distances are computed in float64: the lossless negative term
--ln(d/beta + eps) changes by ~1 when d moves by beta*eps = 1e-8 N, far below
-the rounding error of a float32 Gram expansion.
+Batch-all ("all", the default) never builds a B x B x B tensor and holds only a
+(rows, B) block of distances at a time (:mod:`._batch_all`):
+
+- lossless: the separable form, O(B^2) time, distances in float64 (the negative
+  term -ln(d/beta + eps) changes by ~1 when d moves by beta*eps = 1e-8 N, far
+  below the rounding error of a float32 Gram expansion);
+- linear lossless: the separable form reduced to class sums, O(B N), float64;
+- triplet margin: per anchor sorted negative distances and binary search,
+  O(B^2 log B), in float32 (float64 for float64 codes): the hinge has no log.
+
+Hard and semi-hard mining evaluate the explicit-triplet functions on the mined
+triplets. Float16/bfloat16 codes are computed in float32 (float64 where said
+above) and give a float32 loss; autocast is switched off inside.
 """
 
 from __future__ import annotations
@@ -15,7 +25,8 @@ from __future__ import annotations
 import torch
 
 from ..distances import pairwise_squared_distances, safe_sqrt
-from ..mining import IndicesTuple, label_masks
+from ..mining import IndicesTuple, check_mining, label_masks, mine_triplets
+from ._batch_all import DEFAULT_BLOCK, hinge_batch_all, linear_batch_all, lossless_batch_all, triplet_count
 from ._checks import check_codes, check_eps, check_labels, check_margin, check_unit_interval, resolve_beta
 from .functional import (
     CONTRASTIVE_MARGIN,
@@ -23,8 +34,6 @@ from .functional import (
     TRIPLET_MARGIN,
     contrastive_loss,
     linear_lossless_triplet_loss,
-    lossless_negative_term,
-    lossless_positive_term,
     lossless_triplet_loss,
     triplet_margin_loss,
 )
@@ -36,8 +45,9 @@ __all__ = [
     "batch_contrastive_loss",
 ]
 
-# Largest (chunk, B, B) block the hinge loss materialises at once (elements).
-_HINGE_BLOCK = 1 << 22
+# Elements of the (rows, B) distance block the batch-all losses hold at once.
+_HINGE_BLOCK = DEFAULT_BLOCK
+_SEPARABLE_BLOCK = DEFAULT_BLOCK
 
 
 def _validate(embeddings: torch.Tensor, labels: torch.Tensor, validate: bool, bounded: bool) -> None:
@@ -58,33 +68,30 @@ def _zero(embeddings: torch.Tensor) -> torch.Tensor:
     return (embeddings.sum() * 0).to(_result_dtype(embeddings))
 
 
-def _triplet_indices(indices_tuple: IndicesTuple) -> IndicesTuple:
-    if len(indices_tuple) != 3:
-        raise ValueError(
-            f"a triplet loss needs indices_tuple=(anchor, positive, negative), got {len(indices_tuple)} tensors"
-        )
-    return indices_tuple
-
-
-def _separable_batch_all(
-    embeddings: torch.Tensor, labels: torch.Tensor, pos_fn, neg_fn
-) -> torch.Tensor:
-    """Mean of f(d_ap) + g(d_an) over all valid triplets in O(B^2).
-
-    sum over (a,p,n) of f(d_ap) + g(d_an)
-        = sum_(a,p) f(d_ap) * #neg(a) + sum_(a,n) g(d_an) * #pos(a)
-    """
-    positive, negative = label_masks(labels)
-    n_pos = positive.sum(dim=1)
-    n_neg = negative.sum(dim=1)
-    n_triplets = int((n_pos * n_neg).sum())
-    if n_triplets == 0:
-        return _zero(embeddings)
-    d = pairwise_squared_distances(embeddings.double())
-    zero = d.new_zeros(())
-    pos_sum = (torch.where(positive, pos_fn(d), zero) * n_neg.unsqueeze(1)).sum()
-    neg_sum = (torch.where(negative, neg_fn(d), zero) * n_pos.unsqueeze(1)).sum()
-    return ((pos_sum + neg_sum) / n_triplets).to(_result_dtype(embeddings))
+def _chosen_triplets(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    mining: str,
+    indices_tuple: IndicesTuple | None,
+    margin: float | None = None,
+) -> IndicesTuple | None:
+    """The explicit triplets to average over, or None for batch-all."""
+    check_mining(mining)
+    if indices_tuple is not None:
+        if mining != "all":
+            raise ValueError(
+                f"got both mining={mining!r} and an indices_tuple; pass one: the indices_tuple "
+                "already says which triplets to use (keep mining='all' with it)"
+            )
+        if len(indices_tuple) != 3:
+            raise ValueError(
+                "a triplet loss needs indices_tuple=(anchor, positive, negative), "
+                f"got {len(indices_tuple)} tensors"
+            )
+        return indices_tuple
+    if mining == "all":
+        return None
+    return mine_triplets(embeddings, labels, mining, margin=margin)
 
 
 def batch_lossless_triplet_loss(
@@ -93,71 +100,94 @@ def batch_lossless_triplet_loss(
     *,
     beta: float | None = None,
     eps: float = EPS,
+    mining: str = "all",
     indices_tuple: IndicesTuple | None = None,
     validate: bool = True,
 ) -> torch.Tensor:
-    """Lossless triplet loss averaged over all valid triplets of a batch.
+    """Lossless triplet loss averaged over the mined triplets of a batch (default: all valid ones).
 
-    Uses the separable form (no B x B x B tensor): with f the positive and g the
-    negative log term of :func:`lossless_triplet_loss`, the sum over triplets is
-    sum_(a,p) f(d_ap) #neg(a) + sum_(a,n) g(d_an) #pos(a).
+    Batch-all uses the separable form (no B x B x B tensor): with f the positive
+    and g the negative log term of :func:`lossless_triplet_loss`, the sum over
+    triplets is sum_(a,p) f(d_ap) #neg(a) + sum_(a,n) g(d_an) #pos(a), computed a
+    block of anchors at a time in float64 with a blockwise gradient: O(B^2) time,
+    memory bounded by the block, not by B^2. Semi-hard mining uses no margin
+    condition (the loss has none): the nearest negative farther than the positive.
+
+    Args:
+        beta, eps: as in :func:`lossless_triplet_loss`.
+        mining: ``"all"`` | ``"hard"`` | ``"semihard"`` (see :mod:`lossless_triplet.mining`).
+        indices_tuple: explicit ``(anchor, positive, negative)`` int64 index tensors,
+            e.g. from a pytorch-metric-learning miner; then ``mining`` must stay ``"all"``.
+        validate: check shapes, finiteness and the [0, 1] range.
 
     Shape:
         embeddings: (B, N) float in [0, 1]; labels: (B,) int. Output: scalar
         (float32 for half inputs). A batch with no valid triplet gives 0.
 
     Raises:
-        ValueError: bad shapes, NaN/inf, codes outside [0, 1], beta < N, eps <= 0.
+        ValueError: bad shapes, NaN/inf, codes outside [0, 1], beta < N, eps <= 0,
+            unknown mining, mining together with an indices_tuple, an
+            indices_tuple that is not a 3-tuple.
 
-    Source: M.-O. Arsenault, "Lossless Triplet loss", 2018.
+    Source: M.-O. Arsenault, "Lossless Triplet loss", 2018; mining: Hermans, Beyer,
+    Leibe 2017 (hard), Schroff, Kalenichenko, Philbin, CVPR 2015 (semi-hard).
     """
     check_eps(eps)
     _validate(embeddings, labels, validate, bounded=True)
     n = embeddings.shape[1]
     beta = resolve_beta(beta, n)
-    if indices_tuple is not None:
-        a, p, neg = _triplet_indices(indices_tuple)
+    triplets = _chosen_triplets(embeddings, labels, mining, indices_tuple)
+    if triplets is not None:
+        a, p, neg = triplets
         if len(a) == 0:
             return _zero(embeddings)
         return lossless_triplet_loss(
             embeddings[a], embeddings[p], embeddings[neg], beta=beta, eps=eps, validate=False
         )
-    return _separable_batch_all(
-        embeddings,
-        labels,
-        lambda d: lossless_positive_term(d, n, beta, eps),
-        lambda d: lossless_negative_term(d, n, beta, eps),
-    )
+    if triplet_count(labels) == 0:
+        return _zero(embeddings)
+    x = embeddings.to(_result_dtype(embeddings))
+    return lossless_batch_all(x, labels, n, beta, eps, block=_SEPARABLE_BLOCK)
 
 
 def batch_linear_lossless_triplet_loss(
     embeddings: torch.Tensor,
     labels: torch.Tensor,
     *,
+    mining: str = "all",
     indices_tuple: IndicesTuple | None = None,
     validate: bool = True,
 ) -> torch.Tensor:
-    """Linear lossless triplet loss d(a,p) - d(a,n) + N averaged over all valid triplets.
+    """Linear lossless triplet loss d(a,p) - d(a,n) + N averaged over the mined triplets.
 
-    Separable: sum_(a,p) d_ap #neg(a) - sum_(a,n) d_an #pos(a) + N #triplets.
+    Batch-all is separable, sum_(a,p) d_ap #neg(a) - sum_(a,n) d_an #pos(a) +
+    N #triplets, and each sum over a class reduces to class sums of x and |x|^2:
+    O(B N) time and memory, in float64. Semi-hard mining uses no margin condition.
+
+    Args:
+        mining, indices_tuple, validate: as in :func:`batch_lossless_triplet_loss`.
 
     Shape:
-        embeddings: (B, N) float in [0, 1]; labels: (B,) int. Output: scalar.
+        embeddings: (B, N) float in [0, 1]; labels: (B,) int. Output: scalar
+        (float32 for half inputs). A batch with no valid triplet gives 0.
 
     Raises:
-        ValueError: bad shapes, NaN/inf, codes outside [0, 1].
+        ValueError: bad shapes, NaN/inf, codes outside [0, 1], unknown mining,
+            mining together with an indices_tuple, a bad indices_tuple.
 
     Source: M.-O. Arsenault, "Lossless Triplet loss", 2018.
     """
     _validate(embeddings, labels, validate, bounded=True)
     n = embeddings.shape[1]
-    if indices_tuple is not None:
-        a, p, neg = _triplet_indices(indices_tuple)
+    triplets = _chosen_triplets(embeddings, labels, mining, indices_tuple)
+    if triplets is not None:
+        a, p, neg = triplets
         if len(a) == 0:
             return _zero(embeddings)
         return linear_lossless_triplet_loss(embeddings[a], embeddings[p], embeddings[neg], validate=False)
-    # f(d) = d + N and g(d) = -d: the constant N counted once per triplet.
-    return _separable_batch_all(embeddings, labels, lambda d: d + n, lambda d: -d)
+    if triplet_count(labels) == 0:
+        return _zero(embeddings)
+    return linear_batch_all(embeddings.double(), labels, n).to(_result_dtype(embeddings))
 
 
 def batch_triplet_margin_loss(
@@ -165,44 +195,45 @@ def batch_triplet_margin_loss(
     labels: torch.Tensor,
     *,
     margin: float = TRIPLET_MARGIN,
+    mining: str = "all",
     indices_tuple: IndicesTuple | None = None,
     validate: bool = True,
 ) -> torch.Tensor:
-    """Triplet margin loss max(d_ap - d_an + margin, 0) averaged over all valid triplets.
+    """Triplet margin loss max(d_ap - d_an + margin, 0) averaged over the mined triplets.
 
-    The hinge is not separable, so the (a, p, n) block is built a chunk of
-    anchors at a time: memory O(B^2) per chunk, never a full B x B x B tensor.
-    Zero-loss triplets count in the mean (mean over all valid triplets).
+    Batch-all: the hinge is not separable, but per anchor the negatives inside
+    the margin of a positive are a prefix of its sorted negative distances, so
+    sorting, binary search and prefix sums give the sum over all triplets in
+    O(B^2 log B) time, a block of anchors at a time (no B x B x B tensor; memory
+    bounded by the block). Zero-loss triplets count in the mean. Semi-hard
+    mining requires d_ap < d_an < d_ap + margin (FaceNet).
+
+    Args:
+        margin: alpha, default 0.2 (FaceNet).
+        mining, indices_tuple, validate: as in :func:`batch_lossless_triplet_loss`.
 
     Shape:
-        embeddings: (B, N) float; labels: (B,) int. Output: scalar.
+        embeddings: (B, N) float; labels: (B,) int. Output: scalar (float32 for
+        half inputs, float64 for float64). A batch with no valid triplet gives 0.
 
     Raises:
-        ValueError: bad shapes, NaN/inf, negative margin.
+        ValueError: bad shapes, NaN/inf, negative margin, unknown mining, mining
+            together with an indices_tuple, a bad indices_tuple.
 
-    Source: F. Schroff, D. Kalenichenko, J. Philbin, "FaceNet", CVPR 2015.
+    Source: F. Schroff, D. Kalenichenko, J. Philbin, "FaceNet", CVPR 2015; batch
+    hard: A. Hermans, L. Beyer, B. Leibe, 2017.
     """
     check_margin(margin)
     _validate(embeddings, labels, validate, bounded=False)
-    if indices_tuple is not None:
-        a, p, neg = _triplet_indices(indices_tuple)
+    triplets = _chosen_triplets(embeddings, labels, mining, indices_tuple, margin=margin)
+    if triplets is not None:
+        a, p, neg = triplets
         if len(a) == 0:
             return _zero(embeddings)
         return triplet_margin_loss(embeddings[a], embeddings[p], embeddings[neg], margin=margin, validate=False)
-    positive, negative = label_masks(labels)
-    n_triplets = int((positive.sum(dim=1) * negative.sum(dim=1)).sum())
-    if n_triplets == 0:
+    if triplet_count(labels) == 0:
         return _zero(embeddings)
-    d = pairwise_squared_distances(embeddings.double())
-    batch = len(labels)
-    chunk = max(1, _HINGE_BLOCK // (batch * batch))
-    total = d.new_zeros(())
-    for start in range(0, batch, chunk):
-        rows = slice(start, start + chunk)
-        hinge = torch.relu(d[rows].unsqueeze(2) - d[rows].unsqueeze(1) + margin)
-        valid = positive[rows].unsqueeze(2) & negative[rows].unsqueeze(1)
-        total = total + torch.where(valid, hinge, d.new_zeros(())).sum()
-    return (total / n_triplets).to(_result_dtype(embeddings))
+    return hinge_batch_all(embeddings.to(_result_dtype(embeddings)), labels, margin, block=_HINGE_BLOCK)
 
 
 def batch_contrastive_loss(

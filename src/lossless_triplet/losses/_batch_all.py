@@ -1,0 +1,307 @@
+"""Batch-all triplet losses in O(B^2) time and O(block) memory.
+
+The batch is first put in label order, so the same-class columns of a run of
+anchor rows form one contiguous *band*, and every column outside it is a
+negative of every row. Anchors are then taken a few rows at a time: each step
+builds one (rows, B) block of squared distances, adds its share of the loss
+and, when a gradient is wanted, the rows' gradient. Nothing of size B x B (let
+alone B x B x B) is ever kept, and autograd records a single node: the gradient
+is computed during the forward pass, block by block, and only scaled in
+``backward`` (so these functions are differentiable once, not twice).
+
+With d_aj = |x_a - x_j|^2 and G[a, j] = dL/dd_aj, the gradient is
+
+    dL/dx_a = 2 sum_j S[a, j] (x_a - x_j) = 2 (sum_j S[a, j]) x_a - 2 (S x)_a,
+    S = G + G^T,
+
+a product with ``[x | 1]``. The lossless loss knows S for its rows in closed
+form (one product per block); the hinge adds G's row side and column side
+(two). Codes are centred first (distances do not change) to keep that
+difference well conditioned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import math
+
+import torch
+from torch.autograd.function import once_differentiable
+
+__all__ = ["DEFAULT_BLOCK", "hinge_batch_all", "lossless_batch_all", "linear_batch_all", "triplet_count"]
+
+# Elements in one (rows, B) working block: 8 MB in float64, so the working set of
+# a few such blocks stays in the tens of MB at any B.
+DEFAULT_BLOCK = 1 << 20
+
+
+def triplet_count(labels: torch.Tensor) -> int:
+    """Number of valid (a, p, n): sum over classes of n_c (n_c - 1) (B - n_c).
+
+    Shape: labels (B,) integer. Output: Python int.
+    """
+    _, counts = torch.unique(labels, return_counts=True)
+    counts = counts.to(torch.int64)
+    return int((counts * (counts - 1) * (len(labels) - counts)).sum())
+
+
+@dataclass
+class _Layout:
+    """A batch in label order: per row, its class's run [class_lo, class_hi) of rows."""
+
+    order: torch.Tensor  # (B,) int64: sorted position -> original row
+    labels: torch.Tensor  # (B,) sorted labels
+    class_lo: torch.Tensor  # (B,) int64
+    class_size: torch.Tensor  # (B,) int64
+
+    @classmethod
+    def of(cls, labels: torch.Tensor) -> _Layout:
+        order = torch.argsort(labels, stable=True)
+        _, counts = torch.unique_consecutive(labels[order], return_counts=True)
+        starts = torch.cumsum(counts, 0) - counts
+        return cls(order, labels[order], starts.repeat_interleave(counts), counts.repeat_interleave(counts))
+
+    def band(self, start: int, stop: int) -> tuple[int, int]:
+        """Columns [lo, hi) holding every same-class column of rows [start, stop)."""
+        return int(self.class_lo[start]), int(self.class_lo[stop - 1] + self.class_size[stop - 1])
+
+
+def _row_blocks(batch: int, block: int):
+    rows = max(1, block // max(batch, 1))
+    for start in range(0, batch, rows):
+        yield start, min(batch, start + rows)
+
+
+def _distance_rows(
+    x: torch.Tensor, sq: torch.Tensor, start: int, stop: int, scale: float = 1.0, upper: float | None = None
+) -> torch.Tensor:
+    """(stop - start, B) squared distances times ``scale`` by the Gram expansion, clamped to [0, upper].
+
+    ``sq`` holds ``scale * |x_j|^2``; folding the scale in saves a pass over the block.
+    """
+    d = torch.addmm(sq.unsqueeze(0), x[start:stop], x.T, alpha=-2.0 * scale)
+    return d.add_(sq[start:stop].unsqueeze(1)).clamp_(0.0, upper)
+
+
+def _row_gradient(s_x1: torch.Tensor, x_rows: torch.Tensor) -> torch.Tensor:
+    """2 (sum_j S[a, j]) x_a - 2 (S x)_a from ``s_x1 = S [x | 1]``."""
+    n = x_rows.shape[1]
+    return 2.0 * (s_x1[:, n:] * x_rows - s_x1[:, :n])
+
+
+def _with_ones(x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([x, x.new_ones(len(x), 1)], dim=1)
+
+
+class _BlockwiseLoss(torch.autograd.Function):
+    """Runs a block kernel in label order: forward returns the mean, backward scales the stored gradient."""
+
+    @staticmethod
+    def forward(ctx, x, labels, kernel, n_triplets, block, need_grad):
+        layout = _Layout.of(labels)
+        xs = x[layout.order].contiguous()
+        # Autocast would run the Gram products in half precision: the kernels choose their dtypes.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            total, grad = kernel(xs, layout, block, need_grad)
+        if need_grad:
+            unsorted = torch.empty_like(grad)
+            unsorted[layout.order] = grad / n_triplets
+            ctx.save_for_backward(unsorted)
+        return (total / n_triplets).to(x.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        (grad,) = ctx.saved_tensors
+        return grad * grad_output, None, None, None, None, None
+
+
+def _run(x: torch.Tensor, labels: torch.Tensor, kernel, block: int) -> torch.Tensor:
+    need_grad = torch.is_grad_enabled() and x.requires_grad
+    return _BlockwiseLoss.apply(x, labels, kernel, triplet_count(labels), block, need_grad)
+
+
+def hinge_batch_all(x: torch.Tensor, labels: torch.Tensor, margin: float, block: int = DEFAULT_BLOCK) -> torch.Tensor:
+    """Mean over all valid triplets of max(d_ap - d_an + margin, 0), in O(B^2 log B).
+
+    Per anchor the negatives' distances are sorted once; for a positive p the
+    negatives inside the margin are those with d_an < d_ap + margin, found by
+    binary search, and their hinge sum is cnt * (d_ap + margin) - (prefix sum of
+    those d_an). The gradient is dL/dd_ap = cnt and dL/dd_an = -#{p : d_ap >
+    d_an - margin}, found the same way. Zero-loss triplets count in the mean.
+
+    Shape:
+        x: (B, N) float32/float64 (computed in its dtype, prefix sums in float64);
+        labels: (B,) integer with at least one valid triplet. Output: scalar, x's dtype.
+
+    Source: F. Schroff, D. Kalenichenko, J. Philbin, "FaceNet", CVPR 2015.
+    """
+
+    def kernel(xs, layout, blk, need):
+        return _hinge_kernel(xs, layout, blk, need, margin)
+
+    return _run(x, labels, kernel, block)
+
+
+def _hinge_kernel(x, layout, block, need_grad, margin):
+    batch = len(x)
+    x = x - x.mean(dim=0)
+    sq = x.pow(2).sum(dim=1)
+    x_one = _with_ones(x) if need_grad else None
+    grad = torch.zeros_like(x) if need_grad else None
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    # Above every squared distance ((|x_a| + |x_j|)^2 <= 4 max|x|^2) plus the margin.
+    far = 4.0 * float(sq.max()) + margin + 1.0
+    width = int(layout.class_size.max())
+    offsets = torch.arange(width, device=x.device)
+    for start, stop in _row_blocks(batch, block):
+        anchors = torch.arange(start, stop, device=x.device).unsqueeze(1)
+        d = _distance_rows(x, sq, start, stop)
+        same = layout.labels[start:stop].unsqueeze(1) == layout.labels.unsqueeze(0)
+        # Each anchor's positives, padded to the largest class: (rows, width) column indices.
+        columns = layout.class_lo[start:stop].unsqueeze(1) + offsets
+        is_positive = (offsets < layout.class_size[start:stop].unsqueeze(1)) & (columns != anchors)
+        columns = columns.clamp_max_(batch - 1)
+        # Non-negatives sort after every d_ap + margin; padding sits at -far, below every
+        # d_an - margin: neither is ever counted, and no mask multiplies an inf.
+        neg_sorted = torch.where(same, far, d).sort(dim=1).values
+        pos = torch.where(is_positive, d.gather(1, columns), -far)
+        # count[a, p] = #{n : d_an < d_ap + margin}: the triplets (a, p, .) with a positive hinge.
+        count = torch.searchsorted(neg_sorted, pos + margin)
+        prefix = torch.nn.functional.pad(neg_sorted.to(torch.float64).cumsum(dim=1), (1, 0))
+        total += (count * (pos.to(torch.float64) + margin) - prefix.gather(1, count)).sum()
+        if not need_grad:
+            continue
+        # G[a, j] = dL/dd_aj: count on positives; on negatives -#{p : d_ap > d_an - margin},
+        # i.e. #{entries <= d_an - margin} - width (padding and the anchor sit at -far).
+        at_most = torch.searchsorted(pos.sort(dim=1).values, d - margin, right=True)
+        g = torch.where(same, 0, at_most - width).to(x.dtype)
+        g.scatter_add_(1, columns, count.to(x.dtype))
+        # G is not symmetric and G^T's rows belong to other blocks: add the column side here.
+        by_row = g @ x_one
+        grad[start:stop] += _row_gradient(by_row, x[start:stop])
+        by_col = g.T @ x_one[start:stop]
+        grad += _row_gradient(by_col, x)
+    return total, grad
+
+
+def _log_group(eps: float) -> int:
+    """How many log arguments in [eps, 1 + eps] multiply without leaving float64's normal range."""
+    return max(1, min(32, int(600.0 / max(1.0, -math.log(eps)))))
+
+
+def _row_log_sums(t: torch.Tensor, group: int) -> torch.Tensor:
+    """sum_j ln t[a, j] per row, with one log per ``group`` entries (products first).
+
+    Shape: t (R, C) positive float64. Output: (R,) float64.
+    """
+    rows, cols = t.shape
+    whole = cols // group * group
+    sums = torch.log(t[:, :whole].reshape(rows, -1, group).prod(dim=2)).sum(dim=1)
+    return sums + torch.log(t[:, whole:]).sum(dim=1)
+
+
+def lossless_batch_all(
+    x: torch.Tensor, labels: torch.Tensor, n: int, beta: float, eps: float, block: int = DEFAULT_BLOCK
+) -> torch.Tensor:
+    """Mean over all valid triplets of the lossless loss, by its separable form.
+
+    sum_(a,p,n) f(d_ap) + g(d_an) = sum_(a,p) f(d_ap) #neg(a) + sum_(a,n) g(d_an) #pos(a),
+    with f(d) = -ln((beta - d)/beta + eps) and g(d) = -ln((beta - N + d)/beta + eps);
+    f'(d) = 1 / (beta arg) and g'(d) = -1 / (beta arg), arg being the log's
+    argument. Distances are clamped into [0, N], their range for codes in [0, 1]^N.
+
+    Distances, log arguments and the loss are float64 whatever x's dtype: the
+    negative term changes by ~1 when d moves by beta * eps = 1e-8 N, below the
+    error of a float32 Gram expansion. The logs are summed as logs of products
+    of up to 32 arguments (exact to ~1e-15). The gradient products run in x's
+    dtype (float32 or float64).
+
+    Shape:
+        x: (B, N) float32/float64; labels: (B,) integer with at least one valid
+        triplet. Output: scalar, x's dtype.
+
+    Source: M.-O. Arsenault, "Lossless Triplet loss", 2018.
+    """
+
+    def kernel(xs, layout, blk, need):
+        return _lossless_kernel(xs, layout, blk, need, n, beta, eps)
+
+    return _run(x, labels, kernel, block)
+
+
+def _lossless_kernel(x, layout, block, need_grad, n, beta, eps):
+    batch = len(x)
+    x64 = x.to(torch.float64)
+    x64 = x64 - x64.mean(dim=0)
+    sq = x64.pow(2).sum(dim=1) / beta
+    size = layout.class_size.to(torch.float64)
+    n_pos, n_neg = size - 1, batch - size  # per anchor
+    # Log arguments, from e = d / beta: negatives e + shift, positives (1 + eps) - e = top - (e + shift).
+    shift = (beta - n) / beta + eps
+    top = 1.0 + eps + shift
+    group = _log_group(eps)
+    if need_grad:
+        xg = x64.to(x.dtype)
+        x_one = _with_ones(xg)
+        n_pos_g, n_neg_g = n_pos.to(x.dtype).unsqueeze(1), n_neg.to(x.dtype).unsqueeze(1)
+        # For S on negative pairs, -(n_pos(a) + n_pos(j)) / (beta arg): one product gives both parts.
+        y = torch.cat([x_one, n_pos_g * x_one], dim=1)
+        grad = torch.empty_like(xg)
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    for start, stop in _row_blocks(batch, block):
+        lo, hi = layout.band(start, stop)
+        rows = torch.arange(stop - start, device=x.device)
+        arg = _distance_rows(x64, sq, start, stop, scale=1.0 / beta, upper=n / beta).add_(shift)
+        band = arg[:, lo:hi]
+        same = layout.labels[start:stop].unsqueeze(1) == layout.labels[lo:hi].unsqueeze(0)
+        pos_arg = torch.where(same, top - band, 1.0)
+        pos_arg[rows, rows + (start - lo)] = 1.0  # the anchor itself: ln 1 = 0
+        # Every column as a negative, then the band's same-class entries moved to the positive side.
+        neg_log = _row_log_sums(arg, group) - torch.where(same, torch.log(band), 0.0).sum(dim=1)
+        pos_log = torch.log(pos_arg).sum(dim=1)
+        total -= (n_pos[start:stop] * neg_log + n_neg[start:stop] * pos_log).sum()
+        if not need_grad:
+            continue
+        inverse = arg.to(x.dtype).reciprocal_()
+        by_row = inverse @ y
+        s_x1 = (n_pos_g[start:stop] * by_row[:, : n + 1] + by_row[:, n + 1 :]).div_(-beta)
+        # Band correction: same-class S = 2 n_neg(a) / (beta pos_arg), minus the negative form put there.
+        pos_inverse = pos_arg.to(x.dtype).reciprocal_()
+        pos_inverse[rows, rows + (start - lo)] = 0.0
+        wrong = (n_pos_g[start:stop] + n_pos_g[lo:hi].T) * inverse[:, lo:hi]
+        right = 2.0 * n_neg_g[start:stop] * pos_inverse
+        s_x1 += torch.where(same, right + wrong, 0.0).div_(beta) @ x_one[lo:hi]
+        grad[start:stop] = _row_gradient(s_x1, xg[start:stop])
+    return total, (grad if need_grad else None)
+
+
+def linear_batch_all(x: torch.Tensor, labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Mean over all valid triplets of d(a,p) - d(a,n) + N, from class sums in O(B N).
+
+    With q_j = |x_j|^2 and, per class c, n_c members, Q_c = sum q_j and X_c = sum x_j:
+        sum_(p in c) d_ap = n_c q_a + Q_c - 2 x_a.X_c   (p = a adds 0)
+    and the same over the whole batch; the separable form then needs no pairwise
+    distance at all. Plain autograd differentiates it. Codes are centred first
+    (distances do not change) to keep the cancellation small.
+
+    Shape:
+        x: (B, N) float64 (sums of B N terms); labels: (B,) integer with at least
+        one valid triplet. Output: float64 scalar.
+
+    Source: M.-O. Arsenault, "Lossless Triplet loss", 2018.
+    """
+    batch = len(x)
+    x = x - x.mean(dim=0).detach()
+    _, cls, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    counts = counts.to(x.dtype)
+    q = x.pow(2).sum(dim=1)
+    class_q = torch.zeros(len(counts), dtype=x.dtype, device=x.device).index_add(0, cls, q)
+    class_x = torch.zeros(len(counts), x.shape[1], dtype=x.dtype, device=x.device).index_add(0, cls, x)
+    n_c = counts[cls]
+    same = n_c * q + class_q[cls] - 2.0 * (x * class_x[cls]).sum(dim=1)
+    every = batch * q + q.sum() - 2.0 * (x @ x.sum(dim=0))
+    n_pos, n_neg = n_c - 1, batch - n_c
+    total = (n_neg * same - n_pos * (every - same)).sum() + n * (n_pos * n_neg).sum()
+    return total / (n_pos * n_neg).sum()
