@@ -73,9 +73,9 @@ def detect_file(
                     rows.tolist(),
                     result["status"].tolist(),
                     result["nearest"].tolist(),
-                    np.char.mod("%.6g", result["distance"]).tolist(),
+                    [f"{d:.6g}" for d in result["distance"].tolist()],
                     np.where(result["unknown"], "true", "false").tolist(),
-                    np.char.mod("%.4g", result["unknown_score"]).tolist(),
+                    [f"{u:.4g}" for u in result["unknown_score"].tolist()],
                 ))
                 written += len(raw)
                 if bar is not None:

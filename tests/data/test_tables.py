@@ -188,3 +188,19 @@ def test_repeated_header_names_are_refused(tmp_path):
     path = write(tmp_path / "t.csv", "x,x,label\n1,2,a\n")
     with pytest.raises(ValueError, match=r"repeated column name\(s\) \['x'\]"):
         load_table(path, "label")
+
+
+def test_iter_feature_table_streams_chunks_and_names_the_bad_row(tmp_path):
+    from lossless_triplet.data import iter_feature_table
+
+    frame = pd.DataFrame({"a": [1.0, 2, 3, 4, 5], "b": ["1", "n/a", "", "x", "5"], "extra": list("vwxyz")})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(ValueError, match=r"column 'b' has a non-numeric value 'x' in data row 4"):
+        list(iter_feature_table(tmp_path / "t.csv", ["a", "b"], chunk_rows=2))
+    frame.loc[3, "b"] = "4"
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    chunks = list(iter_feature_table(tmp_path / "t.csv", ["b", "a"], chunk_rows=2))
+    assert [len(c) for c in chunks] == [2, 2, 1]
+    np.testing.assert_array_equal(np.vstack(chunks), [[1, 1], [np.nan, 2], [np.nan, 3], [4, 4], [5, 5]])
+    with pytest.raises(ValueError, match="'nope'"):
+        list(iter_feature_table(tmp_path / "t.csv", ["a", "nope"]))

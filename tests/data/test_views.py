@@ -27,7 +27,7 @@ def test_kpi_stats_match_a_hand_computation():
     scaled = (logged - med) / (q3 - q1)
     rx = scaled[7, :4]
     expected = [rx.min(), rx.max(), rx.mean(), rx.std(), *np.sort(rx)[:3], *np.sort(rx)[::-1][:3], 0.0]
-    np.testing.assert_allclose(out[7, :11], expected, rtol=1e-5)
+    np.testing.assert_allclose(out[7, :11], expected, rtol=1e-4, atol=1e-5)  # the view computes in float32
     # Row 4 misses rx/b: statistics over the 3 observed links, missing fraction 1/4.
     rx4 = scaled[4, [0, 2, 3]]
     np.testing.assert_allclose(out[4, [0, 1, 10]], [rx4.min(), rx4.max(), 0.25], rtol=1e-5)

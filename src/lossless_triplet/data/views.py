@@ -42,7 +42,7 @@ _STATS = ("min", "max", "mean", "std", *(f"low{i + 1}" for i in range(N_EXTREMES
 
 def signed_log1p(x: np.ndarray) -> np.ndarray:
     """sign(x) * ln(1 + |x|): compresses heavy tails, keeps 0 at 0 and the sign (NaN stays NaN)."""
-    return np.sign(x) * np.log1p(np.abs(x))
+    return np.copysign(np.log1p(np.abs(x)), x)
 
 
 def kpi_groups(feature_names: Sequence[str]) -> dict[str, list[int]]:
@@ -144,6 +144,14 @@ class FeatureView:
             )
 
     @property
+    def _median32(self) -> np.ndarray:
+        return self.median_.astype(np.float32)
+
+    @property
+    def _iqr32(self) -> np.ndarray:
+        return self.iqr_.astype(np.float32)
+
+    @property
     def needs_previous_row(self) -> bool:
         """Whether :meth:`transform` uses the row before the first one (delta views)."""
         return self.name.endswith("+delta")
@@ -166,7 +174,7 @@ class FeatureView:
         """
         if not hasattr(self, "median_"):
             raise ValueError("FeatureView.transform called before fit; call fit(train_X, feature_names) first")
-        X = np.asarray(X, dtype=np.float64)
+        X = np.asarray(X, dtype=np.float32)  # float32 throughout: half the memory traffic of float64
         if X.ndim != 2 or X.shape[1] != len(self.feature_names_in_):
             raise ValueError(f"expected (n, {len(self.feature_names_in_)}) rows, got shape {X.shape}")
         if self.name == "raw":
@@ -174,13 +182,13 @@ class FeatureView:
         scaled = self._scaled(X)
         blocks = [self._pooled(scaled)]
         if self.needs_previous_row:
-            before = np.full((1, X.shape[1]), np.nan) if previous is None else (
-                self._scaled(np.asarray(previous, dtype=np.float64).reshape(1, -1)))
+            before = np.full((1, X.shape[1]), np.nan, dtype=np.float32) if previous is None else (
+                self._scaled(np.asarray(previous, dtype=np.float32).reshape(1, -1)))
             blocks.append(self._pooled(np.diff(np.vstack([before, scaled]), axis=0)))
-        return np.hstack(blocks).astype(np.float32)
+        return np.hstack(blocks).astype(np.float32, copy=False)
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
-        return (signed_log1p(X) - self.median_) / self.iqr_
+        return (signed_log1p(X) - self._median32) / self._iqr32
 
     def _pooled(self, scaled: np.ndarray) -> np.ndarray:
         return np.hstack([_group_stats(scaled[:, cols]) for cols in self.groups_.values()])
