@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import Dataset, Standardizer
-from .data.views import FeatureView
+from .data.views import FeatureView, resolve_view
 from .metrics import compactness, one_shot_evaluation, retrieval_metrics
 
 __all__ = ["DEFAULT_LOSSES", "LossResult", "check_compatible", "resolve_holdout", "compare_losses", "unknown_auroc",
@@ -153,7 +153,7 @@ def compare_losses(
         train, test: tables with the same feature columns and class names.
         losses: names from :data:`lossless_triplet.losses.LOSSES`.
         holdout: class names removed from training, then represented by one example.
-        view: feature view name (:data:`lossless_triplet.data.views.VIEWS`).
+        view: feature view name (:data:`lossless_triplet.data.views.VIEWS`, or ``"auto"``).
         config: a :class:`~lossless_triplet.training.TrainConfig` (default: its defaults).
         n_draws: one-shot draws to average over (>= 10 recommended).
         dataset_name: the ``dataset`` field of the result.
@@ -188,6 +188,7 @@ def compare_losses(
         raise ValueError("no loss to train; pass at least one name in losses")
     heldout = resolve_holdout(train.class_names, holdout)
     known = ~np.isin(train.labels, heldout)
+    view = resolve_view(view, train.feature_names)
 
     # View and scaler are part of training: fitted on known-class training rows only.
     feature_view = FeatureView(view).fit(train.features[known], train.feature_names)
