@@ -14,7 +14,8 @@ messages of its PyTorch twin in :mod:`lossless_triplet.losses`, is registered fo
     loss). The lossless and linear losses use the separable O(B^2) form, the triplet margin
     loss an O(B^2 log B) sort; none builds a B x B x B tensor. Pairwise distances are computed
     in float64 (when the backend has it) for the reason given in
-    :mod:`lossless_triplet.losses.batch`.
+    :mod:`lossless_triplet.losses.batch`. Keras casts ``y_true`` to the loss dtype, so class
+    ids must stay below 2**24 with the default float32.
 
 ``layout="triplets"`` (the seed's Keras layout)
     ``y_pred``: (B, 3N) = [anchor | positive | negative] from a model with three inputs sharing

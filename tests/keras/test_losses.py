@@ -33,10 +33,8 @@ def _float64_ok():
     return bool(jax.config.jax_enable_x64)
 
 
-DTYPES = [
-    pytest.param("float64", marks=pytest.mark.skipif(not _float64_ok(), reason="JAX without x64")),
-    "float32",
-]
+needs_float64 = pytest.mark.skipif(not _float64_ok(), reason="JAX without x64")
+DTYPES = [pytest.param("float64", marks=needs_float64), "float32"]
 
 
 def value(x):
@@ -253,6 +251,7 @@ def test_hinge_batch_all_with_ties_and_a_larger_batch():
     assert value(lk.TripletMarginLoss()(labels, y_pred)) == pytest.approx(expected, rel=1e-4)
 
 
+@needs_float64
 @pytest.mark.parametrize(
     "make, torch_loss",
     [
@@ -271,6 +270,7 @@ def test_labels_layout_gradient_equals_pytorch(make, torch_loss):
     np.testing.assert_allclose(grad(make(**kwargs), labels, y_pred), x.grad.numpy(), rtol=1e-6, atol=1e-12)
 
 
+@needs_float64
 def test_labels_layout_shares_average_to_the_batch_all_mean():
     y_pred, labels = codes(10, 3, 11), labels_of(10, 3, 11)
     mean = value(lk.LosslessTripletLoss(dtype="float64")(labels, y_pred))
