@@ -129,7 +129,8 @@ def run_wrk(url: str, body: bytes, concurrency: int, duration: float, workdir: P
     total = int(re.search(r"(\d+) requests in", text).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     socket_errors = re.search(r"Socket errors: (.*)", text)
-    return {"client": "wrk", "requests": total, "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1]),
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1])
+    return {"client": "wrk", "requests": total, "requests_per_s": rate,
             "p50_ms": percentiles["50"] * 1e3, "p99_ms": percentiles["99"] * 1e3,
             "non_2xx": int(errors[1]) if errors else 0, "socket_errors": socket_errors[1] if socket_errors else None}
 
@@ -160,17 +161,33 @@ async def _run_httpx(url: str, body: bytes, concurrency: int, duration: float, m
             "non_2xx": failures, "socket_errors": None}
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process and its threads (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_load(url: str, body: bytes, concurrency: int, duration: float, max_requests: int, workdir: Path,
-             client: str) -> dict:
-    """One bounded load run; checks a first request answers 200."""
+             client: str, server_pid: int) -> dict:
+    """One bounded load run; checks a first request answers 200; adds the server's CPU time per request."""
     import httpx
 
     check = httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=60)
     if check.status_code != 200:
         raise RuntimeError(f"{url} answered {check.status_code}: {check.text[:300]}")
+    cpu_before = cpu_seconds(server_pid)
     if client == "wrk":
-        return run_wrk(url, body, concurrency, duration, workdir)
-    return asyncio.run(_run_httpx(url, body, concurrency, duration, max_requests))
+        result = run_wrk(url, body, concurrency, duration, workdir)
+    else:
+        result = asyncio.run(_run_httpx(url, body, concurrency, duration, max_requests))
+    cpu_after = cpu_seconds(server_pid)
+    if cpu_before is not None and cpu_after is not None and result["requests"]:
+        # What the load would cost on idle cores: CPU time, not wall time, per request.
+        result["server_cpu_ms_per_request"] = (cpu_after - cpu_before) / result["requests"] * 1e3
+    return result
 
 
 # --------------------------------------------------------------------------- main
@@ -199,9 +216,10 @@ def main(argv=None) -> int:
         server = start_server(model, port, tmp / "server.log", args.server_threads)
         url = f"http://127.0.0.1:{port}/v1/identify"
         try:
-            run_load(url, single, 4, 1.0, 500, tmp, "httpx")  # warm-up
-            one = run_load(url, single, args.concurrency, args.duration, args.max_requests, tmp, client)
-            many = run_load(url, batch, args.batch_concurrency, args.duration, args.max_requests, tmp, client)
+            run_load(url, single, 4, 1.0, 500, tmp, "httpx", server.pid)  # warm-up
+            one = run_load(url, single, args.concurrency, args.duration, args.max_requests, tmp, client, server.pid)
+            many = run_load(url, batch, args.batch_concurrency, args.duration, args.max_requests, tmp, client,
+                            server.pid)
         finally:
             stop_server(server)
     many["rows_per_s"] = many["requests_per_s"] * args.batch_rows
@@ -213,12 +231,14 @@ def main(argv=None) -> int:
     }
     if args.json:
         args.json.write_text(json.dumps(document, indent=1) + "\n")
-    print(f"| run | client | requests | requests/s | rows/s | p50 ms | p99 ms | non-2xx |\n|---|---|---|---|---|---|---|---|")
-    print(f"| 1 row, {args.concurrency} connections | {one['client']} | {one['requests']} | {one['requests_per_s']:.0f} "
-          f"| {one['requests_per_s']:.0f} | {one['p50_ms']:.1f} | {one['p99_ms']:.1f} | {one['non_2xx']} |")
-    print(f"| {args.batch_rows} rows, {args.batch_concurrency} connections | {many['client']} | {many['requests']} "
-          f"| {many['requests_per_s']:.1f} | {many['rows_per_s']:.0f} | {many['p50_ms']:.0f} | {many['p99_ms']:.0f} "
-          f"| {many['non_2xx']} |")
+    print("| run | client | requests | requests/s | rows/s | p50 ms | p99 ms | non-2xx | server CPU ms/request |\n"
+          "|---|---|---|---|---|---|---|---|---|")
+    for label, run, rows in ((f"1 row, {args.concurrency} connections", one, 1),
+                             (f"{args.batch_rows} rows, {args.batch_concurrency} connections", many, args.batch_rows)):
+        cpu = run.get("server_cpu_ms_per_request")
+        print(f"| {label} | {run['client']} | {run['requests']} | {run['requests_per_s']:.1f} "
+              f"| {run['requests_per_s'] * rows:.0f} | {run['p50_ms']:.1f} | {run['p99_ms']:.1f} | {run['non_2xx']} "
+              f"| {'n/a' if cpu is None else f'{cpu:.2f}'} |")
     print(f"load average before/after: {load_before[0]:.1f} / {document['machine']['loadavg_after'][0]:.1f} "
           f"on {os.cpu_count()} CPUs")
     return 0

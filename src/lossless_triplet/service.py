@@ -70,6 +70,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from .bundle import FaultModel
 from .memory import UNKNOWN
 
+try:  # optional: decodes request bodies ~5x and encodes answers ~10x faster than the json module
+    import orjson
+except ImportError:  # pragma: no cover - the stdlib path below is always correct, only slower
+    orjson = None
+
 __all__ = ["TOKEN_ENV", "DEFAULT_MAX_BODY_BYTES", "EXTRA_FIELDS", "BadRequest", "EventNotifier", "FaultService",
            "create_app", "identify_many", "parse_rows", "read_token"]
 
@@ -159,6 +164,11 @@ def parse_json(body: bytes):
     """
     if not body.strip():
         raise BadRequest(400, "empty request body: send a JSON document")
+    if orjson is not None:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass  # the json module below names the problem (and reads NaN literals, to refuse them by name)
     try:
         return json.loads(body, parse_constant=_reject_constant)
     except UnicodeDecodeError as error:
@@ -203,9 +213,11 @@ def parse_rows(document, feature_names: Sequence[str], *, allowed_keys: Sequence
                               "or {\"columns\": {feature: [values], ...}}")
     unexpected = sorted(set(document) - set(allowed_keys) - {"rows", "columns"})
     if unexpected:
-        raise BadRequest(422, f"unexpected top-level key(s) {unexpected}; expected {sorted({'rows', 'columns', *allowed_keys})}")
+        expected = sorted({"rows", "columns", *allowed_keys})
+        raise BadRequest(422, f"unexpected top-level key(s) {unexpected}; expected {expected}")
     if ("rows" in document) == ("columns" in document):
-        raise BadRequest(422, "send exactly one of \"rows\" (an array of objects) and \"columns\" (an object of arrays)")
+        raise BadRequest(422, "send exactly one of \"rows\" (an array of objects) and \"columns\" "
+                              "(an object of arrays)")
     if "rows" in document:
         return _from_records(document["rows"], names)
     return _from_columns(document["columns"], names)
@@ -295,9 +307,9 @@ def _matrix(values: list, names: list[str], where: Callable[[int, int], str]) ->
     except OverflowError:
         matrix = np.array([[float(v) if v is not None and abs(v) < 2**1024 else np.inf for v in row]
                            for row in values], dtype=np.float64)
-    bad = np.argwhere(np.abs(np.nan_to_num(matrix, nan=0.0)) > FLOAT32_MAX)
-    if len(bad):
-        i, j = bad[0]
+    over = np.abs(matrix) > FLOAT32_MAX  # NaN (null) compares False
+    if over.any():
+        i, j = np.argwhere(over)[0]
         raise BadRequest(422, f"{where(int(i), int(j))} is infinite or beyond the float32 range (about 3.4e38): "
                               "send a finite number, or null for a missing value")
     return matrix.astype(np.float32)
@@ -321,7 +333,8 @@ def _timestamp(value, where: str):
 def _fault_name(document) -> str:
     name = document.get("name") if isinstance(document, dict) else None
     if not isinstance(name, str):
-        raise BadRequest(422, "send {\"name\": FAULT_NAME, \"rows\": [...]} (or \"columns\"); \"name\" must be a string")
+        raise BadRequest(422, "send {\"name\": FAULT_NAME, \"rows\": [...]} (or \"columns\"); "
+                              "\"name\" must be a string")
     name = name.strip()
     if not name or name == UNKNOWN or len(name) > MAX_NAME_CHARS or not name.isprintable():
         raise BadRequest(422, f"fault name {name[:MAX_NAME_CHARS]!r} is not allowed: use 1 to {MAX_NAME_CHARS} "
@@ -372,15 +385,17 @@ class _Batcher:
         self._max_rows = max_rows
         self._pending: deque = deque()
         self._running = False
+        self._task: asyncio.Task | None = None  # held: the loop keeps only weak references to tasks
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="identify")
 
     async def submit(self, raw: np.ndarray) -> dict[str, np.ndarray]:
+        """Queue one request's rows (n, F); resolves to its own slice of a batch's result."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._pending.append((raw, future))
         if not self._running:
             self._running = True
-            loop.create_task(self._drain())
+            self._task = loop.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
@@ -411,6 +426,7 @@ class _Batcher:
             self._running = False
 
     def close(self) -> None:
+        """Wait for the batch in progress, then stop the worker thread."""
         self._executor.shutdown(wait=True)
 
 
@@ -446,7 +462,8 @@ class EventNotifier:
             raise ValueError(f"webhook URL {url!r} must start with http:// or https://")
         if attempts < 1 or backoff < 0 or max_backoff < 0 or timeout <= 0 or queue_size < 1:
             raise ValueError("webhook attempts, queue_size must be >= 1; backoff, max_backoff >= 0; timeout > 0")
-        self.url, self.attempts, self.backoff, self.max_backoff, self.timeout = url, attempts, backoff, max_backoff, timeout
+        self.url, self.attempts, self.timeout = url, attempts, timeout
+        self.backoff, self.max_backoff = backoff, max_backoff
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._on_outcome = on_outcome or (lambda outcome: None)
@@ -544,6 +561,7 @@ class _Metrics:
         self._lock = threading.Lock()
 
     def observe_rows(self, n: int, unknown: int) -> None:
+        """Count one request's ``n`` identified rows, ``unknown`` of them unknown."""
         self.rows.inc(n)
         self.rows_unknown.inc(unknown)
         with self._lock:
@@ -556,6 +574,7 @@ class _Metrics:
                 self._window_unknown -= old_unknown
 
     def unknown_rate(self) -> float:
+        """Unknown fraction of the last ~``UNKNOWN_RATE_WINDOW`` rows (0 before any)."""
         with self._lock:
             return self._window_unknown / self._window_rows if self._window_rows else 0.0
 
@@ -741,6 +760,9 @@ def _lock_bundle(model_dir: Path):
 # --------------------------------------------------------------------------- HTTP
 
 
+_DISCONNECTED = object()
+
+
 class _Guard:
     """ASGI middleware: body size limit (413) and per-route request metrics."""
 
@@ -761,6 +783,9 @@ class _Guard:
 
         try:
             body = await self._read_body(scope, receive)
+            if body is _DISCONNECTED:
+                code = 499  # the client left before its body arrived: nobody to answer
+                return
             if body is None:
                 await _send_json(send_and_record, 413, {"detail": f"request body over {self.max_body_bytes} bytes "
                                                         "(--max-body-bytes): send fewer rows per request"})
@@ -781,14 +806,15 @@ class _Guard:
             self.metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
 
     async def _read_body(self, scope, receive) -> bytes | None:
-        """The whole body, or None past the limit (after draining a bounded amount so the client reads the 413)."""
+        """The whole body; None past the limit (read no further: the 413 closes the connection);
+        ``_DISCONNECTED`` when the client went away."""
         declared = dict(scope["headers"]).get(b"content-length")
         too_big = declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
         chunks, size, more = [], 0, not too_big
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return b""
+                return _DISCONNECTED
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
@@ -808,8 +834,12 @@ async def _send_json(send, status: int, document: dict) -> None:
 
 
 def _json_response(document, status: int = 200) -> Response:
-    return Response(json.dumps(document, allow_nan=False, separators=(",", ":")), status_code=status,
-                    media_type="application/json")
+    """``document`` holds no NaN or infinity (see :func:`_finite`)."""
+    if orjson is not None:
+        body = orjson.dumps(document)
+    else:
+        body = json.dumps(document, allow_nan=False, separators=(",", ":")).encode()
+    return Response(body, status_code=status, media_type="application/json")
 
 
 _ROWS_SCHEMA = {

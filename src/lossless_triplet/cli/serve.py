@@ -57,6 +57,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     _configure_event_log(args.event_log)
     app = create_app(args.model, token=token, webhook=args.webhook, max_body_bytes=args.max_body_bytes,
                      normal_status=args.normal_status)
+    print(f"lossless-triplet serve: {args.model} on http://{args.host}:{args.port} (API docs at /docs)",
+          file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning",
                 access_log=args.access_log, timeout_graceful_shutdown=10)
     return 0
