@@ -100,3 +100,18 @@ def test_empty_and_non_numeric_tables_are_refused(tmp_path, capsys):
     assert main(["compare", "--train", str(tmp_path / "bad.csv"), "--test", str(good), "--label-column", "state"]) == 2
     err = capsys.readouterr().err
     assert "kpi_1" in err and "row" in err
+
+
+def test_parser_names_match_the_library_and_import_no_torch():
+    import subprocess
+    import sys
+
+    from lossless_triplet.cli._common import AUTO_VIEW, LOSS_NAMES, VIEW_NAMES
+    from lossless_triplet.data.views import AUTO, VIEWS
+    from lossless_triplet.losses import LOSSES
+
+    assert LOSS_NAMES == tuple(LOSSES) and VIEW_NAMES == VIEWS and AUTO_VIEW == AUTO
+    code = ("import sys; from lossless_triplet.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'pandas', 'sklearn', 'fastapi') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

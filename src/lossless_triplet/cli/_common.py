@@ -6,3 +6,10 @@ from __future__ import annotations
 def csv_list(text: str) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]`` (argparse ``type=`` for comma-separated options)."""
     return [item.strip() for item in text.split(",") if item.strip()]
+
+
+# Names for argparse choices, kept here so that building the parser imports neither torch nor
+# pandas (tests/test_cli.py checks they equal losses.LOSSES and data.views.VIEWS).
+LOSS_NAMES = ("triplet", "linear_lossless", "lossless", "contrastive")
+AUTO_VIEW = "auto"
+VIEW_NAMES = ("raw", "kpi-stats", "kpi-stats+delta")

@@ -5,28 +5,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..data.views import AUTO, VIEWS
-from ._common import csv_list
+from ._common import AUTO_VIEW, LOSS_NAMES, VIEW_NAMES, csv_list
 
 DEMO_HOLDOUT = ("node-down", "interface-down")
 # Measured on KDDI (README, "Results"): the kpi-stats view with N = 16 beats raw features with
 # N = 3 for every loss; `--view raw --dim 3` gives the seed's exact setting and picture.
 # "auto" is kpi-stats for tables whose columns are named GROUP/NAME (KDDI), else raw.
-DEFAULT_VIEW = AUTO
+DEFAULT_VIEW = AUTO_VIEW
 DEFAULT_DIM = 16
 FULL_BUDGET = {"epochs": 30, "steps_per_epoch": 40}
 QUICK_BUDGET = {"epochs": 6, "steps_per_epoch": 15}
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    from ..experiment import DEFAULT_LOSSES
-
-    parser.add_argument("--losses", type=csv_list, default=list(DEFAULT_LOSSES),
-                        help=f"comma-separated losses to compare (default: {','.join(DEFAULT_LOSSES)})")
+    parser.add_argument("--losses", type=csv_list, default=list(LOSS_NAMES),
+                        help=f"comma-separated losses to compare (default: {','.join(LOSS_NAMES)})")
     parser.add_argument("--dim", type=int, default=DEFAULT_DIM,
                         help=f"code width N (default {DEFAULT_DIM}; 3 plots the code itself, as in the seed; "
                         "wider codes are drawn as a PCA projection)")
-    parser.add_argument("--view", choices=(AUTO, *VIEWS), default=DEFAULT_VIEW,
+    parser.add_argument("--view", choices=(AUTO_VIEW, *VIEW_NAMES), default=DEFAULT_VIEW,
                         help=f"feature view fed to the encoder (default {DEFAULT_VIEW}; see README)")
     parser.add_argument("--quick", action="store_true", help="a short training budget (smoke run, < 1 min)")
     parser.add_argument("--epochs", type=int, help="override the number of epochs of the budget")
