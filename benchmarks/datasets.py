@@ -290,7 +290,7 @@ def _nsl_features(frame: pd.DataFrame, categories: dict[str, list[str]], log1p: 
 
 
 def load_nsl_kdd(data_root: str | Path | None = None, *, max_train: int | None = 8000,
-                 max_test: int | None = 8000, seed: int = 0, min_per_name: int = 20,
+                 max_test: int | None = 4000, seed: int = 0, min_per_name: int = 20,
                  log1p: bool = True) -> NslKdd:
     """NSL-KDD (20 % train subset, full test), classes = attack categories.
 

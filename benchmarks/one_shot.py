@@ -9,7 +9,8 @@ Protocols (DESIGN.md "Metric definitions"; every loss, same TrainConfig within a
 the no-training baseline = the view's standardised features with nearest signature):
 
 - KDDI NFV (bundled), fixed split: train split -> eval split, node-down + interface-down held
-  out; views raw, kpi-stats, kpi-stats+delta; code widths N = 16 and N = 3.
+  out; views raw, kpi-stats, kpi-stats+delta at N = 16, and the raw view at N = 3 too (the
+  ``demo``/``compare`` default, the seed project's setting).
 - KDDI NFV, leave-one-class-out: each fault type (not normal) held out alone, on the view with
   the best mean one-shot macro-F1 of the trained losses at N = 16 on the fixed split; mean +/- std
   over the held-out types.
@@ -20,6 +21,13 @@ the no-training baseline = the view's standardised features with nearest signatu
   with the fault memory of the trained codes; (b) leave-one-category-out as above.
   Train and test subsampled (stratified by attack name, seeded) to ``--nsl-max-train`` /
   ``--nsl-max-test`` rows.
+
+Budget: every trained row uses ``TrainConfig(embedding_dim=N, epochs=--epochs,
+steps_per_epoch=--steps, seed=--seed)``, other fields at their defaults. Most of the wall time
+is evaluation, not training (``retrieval_metrics`` on 5,333 KDDI eval rows takes ~10 s per
+representation on a busy core), which is why NSL-KDD's test set is capped at 4,000 rows.
+``--threads`` (default 2) is ``torch.set_num_threads``; on a machine whose cores are already
+busy, 1 thread trains ~10x faster than 2 (OpenMP workers spin against other processes).
 
 Writes its own section of ``benchmarks/results.md`` (between ``<!-- one_shot:start -->`` and
 ``<!-- one_shot:end -->``; other sections are left alone) and ``benchmarks/one_shot_results.json``
@@ -213,12 +221,13 @@ class Runner:
         for view in a.views:
             fixed[view] = self.fixed_table(
                 f"kddi-fixed-{view}", f"KDDI NFV, fixed split (train → eval), held out node-down + interface-down, view `{view}`",
-                train, test, KDDI_FIXED_HOLDOUT, view, a.dims,
+                train, test, KDDI_FIXED_HOLDOUT, view,
+                [a.dim] + ([a.seed_dim] if a.seed_dim and a.seed_dim != a.dim and view in a.seed_dim_views else []),
                 notes=["± = std over the one-shot draws (one trained encoder per row)."])
         loco_view = a.kddi_loco_view
         reason = "chosen with --kddi-loco-view"
         if loco_view == "auto":
-            dim = max(a.dims)
+            dim = a.dim
             if fixed:
                 scores = {v: float(np.mean([r["one_shot_macro_f1"] for r in t["rows"]
                                             if r["method"] in self.losses and r["N"] == dim])) for v, t in fixed.items()}
@@ -230,7 +239,7 @@ class Runner:
         classes = [c for c in KDDI_CLASSES if c != "normal"][: a.max_folds]
         self.loco_table(
             "kddi-loco", f"KDDI NFV, leave-one-class-out over the fault types (train → eval), view `{loco_view}`",
-            train, test, classes, loco_view, max(a.dims),
+            train, test, classes, loco_view, a.dim,
             notes=[f"View: {reason}.", "± = std over the held-out fault types (each fold's value is the mean "
                    f"over {a.draws} one-shot draws)."])
 
@@ -259,7 +268,7 @@ class Runner:
             "± = std over the held-out failure types.",
         ]
         self.loco_table("openstack-depl-loco", "OpenStack failures (DEPL), leave-one-class-out over the failure types, view `raw`",
-                        train, test, classes[: a.max_folds], "raw", max(a.dims), notes=notes, extra_baselines=extra)
+                        train, test, classes[: a.max_folds], "raw", a.dim, notes=notes, extra_baselines=extra)
 
     def nsl_kdd(self):
         from lossless_triplet.experiment import compare_losses
@@ -278,7 +287,7 @@ class Runner:
             f"(levels of the train file; unseen levels all-zero) = {train.n_features}.")
         # (a) unseen attack names
         started = time.perf_counter()
-        config = self.config(max(a.dims))
+        config = self.config(a.dim)
         document, results = compare_losses(train, test, losses=self.losses, holdout=[], view="raw", config=config,
                                            n_draws=a.draws, dataset_name="nsl-kdd", progress=False)
         rows = []
@@ -312,7 +321,7 @@ class Runner:
         # (b) leave-one-category-out
         classes = [c for c in bench_data.NSL_KDD_CATEGORIES if c != "normal"][: a.max_folds]
         self.loco_table("nsl-kdd-loco", "NSL-KDD, leave-one-category-out over the attack categories, view `raw`",
-                        train, test, classes, "raw", max(a.dims),
+                        train, test, classes, "raw", a.dim,
                         notes=[sample_note, "± = std over the held-out categories."])
 
 
@@ -369,8 +378,14 @@ def _winners(table: dict, losses) -> list[str]:
         if not trained:
             continue
         value, who = max(trained)
-        verdict = (f"the no-training baseline wins ({base:.3f} vs {value:.3f})" if math.isfinite(base) and base > value
-                   else f"baseline {_fmt(base)}")
+        if not math.isfinite(base):
+            verdict = "no baseline value"
+        elif round(base, 3) > round(value, 3):
+            verdict = f"the no-training baseline wins ({base:.3f} vs {value:.3f})"
+        elif round(base, 3) == round(value, 3):
+            verdict = f"the no-training baseline ties ({base:.3f})"
+        else:
+            verdict = f"baseline {base:.3f}"
         lines.append(f"{label}: best trained {who} {value:.3f}; {verdict}")
     return lines
 
@@ -380,15 +395,17 @@ def render_table(table: dict, losses) -> str:
     spread = "over draws" if table["kind"] != "loco" else "over folds"
     out = [f"### {table['title']}", ""]
     header = ["loss"] + (["N"] if many_dims else []) + [
-        f"one-shot macro-F1 (mean ± std {spread})", f"held-out acc (mean ± std {spread})",
+        "macro-F1, closed set (nearest centroid)" if table["kind"] == "unseen"
+        else f"one-shot macro-F1 (mean ± std {spread})", f"held-out acc (mean ± std {spread})",
         "unknown AUROC" if table["kind"] != "unseen" else "unseen-attack AUROC", "P@1", "MAP@R"]
     out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in table["rows"]:
         name = r["method"] if r["method"] in losses else f"*{r['method']}*"
         if r["method"] == BASELINE:
             name = "*baseline: standardised features, no training*"
+        closed_set = table["kind"] == "unseen"  # nothing held out: every draw is the same, no spread
         cells = [name] + ([str(r["N"]) if r["N"] else "—"] if many_dims else []) + [
-            _fmt(r["one_shot_macro_f1"], r["one_shot_macro_f1_std"]),
+            _fmt(r["one_shot_macro_f1"], None if closed_set else r["one_shot_macro_f1_std"]),
             _fmt(r["heldout_accuracy"], r["heldout_accuracy_std"]),
             _fmt(r["unknown_auroc"], r.get("unknown_auroc_std")),
             _fmt(r["precision_at_1"], r.get("precision_at_1_std")),
@@ -419,7 +436,8 @@ def render_section(meta: dict, tables: list[dict], losses) -> str:
     lines = [
         "## One-shot protocol: every loss, KDDI NFV, OpenStack (DEPL), NSL-KDD (`benchmarks/one_shot.py`)",
         "",
-        f"Command: `{meta['command']}`  ",
+        f"Command: `{meta['command']}`"
+        + (f" (library: git {meta['git']})" if meta.get("git") else "") + "  ",
         f"Date: {meta['date']}; total wall time {meta['total_seconds'] / 60:.1f} min"
         + (" (**partial: run still going or interrupted**)" if meta.get("partial") else "") + ".  ",
         f"Machine: {meta['machine']}; torch {meta['torch']} with {meta['torch_threads']} thread(s); "
@@ -433,8 +451,10 @@ def render_section(meta: dict, tables: list[dict], losses) -> str:
         "against known-class test rows, scored by a fault memory of the known training codes before the new type "
         "is added; P@1 and MAP@R: test set queried against itself (Musgrave et al. 2020). "
         "The baseline row is the view's standardised features with the same nearest-signature rules, no training.",
-        "",
     ]
+    if meta.get("rendered_from"):
+        lines.append(f"(Tables rendered again from `{meta['rendered_from']}` without retraining.)  ")
+    lines.append("")
     for table in tables:
         lines.append(render_table(table, losses))
     return "\n".join(lines).rstrip() + "\n"
@@ -465,31 +485,36 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--quick", action="store_true",
-                   help="tiny smoke run (1 epoch x 3 steps, 2 draws, N=16 only, 2 folds per protocol, "
+                   help="tiny smoke run (1 epoch x 3 steps, 2 draws, no --seed-dim, 1 fold per protocol, "
                         "NSL-KDD 1500/1500 rows); prints the section instead of writing files unless --out-md/--out-json")
     p.add_argument("--datasets", default="kddi,openstack,nsl-kdd", help="comma-separated subset to run")
     p.add_argument("--losses", default=",".join(LOSSES), help="comma-separated loss names")
-    p.add_argument("--epochs", type=int, default=15, help="training budget: epochs")
+    p.add_argument("--epochs", type=int, default=10, help="training budget: epochs")
     p.add_argument("--steps", type=int, default=40, help="training budget: optimiser steps per epoch")
-    p.add_argument("--dims", default="16,3", help="code widths N for the KDDI fixed split; the largest is used elsewhere")
+    p.add_argument("--dim", type=int, default=16, help="code width N of every table")
+    p.add_argument("--seed-dim", type=int, default=3,
+                   help="extra code width trained on the KDDI fixed split (the seed project's N = 3); 0: none")
+    p.add_argument("--seed-dim-views", default="raw", help="KDDI fixed-split views that also get --seed-dim")
     p.add_argument("--views", default="raw,kpi-stats,kpi-stats+delta", help="KDDI fixed-split views")
     p.add_argument("--kddi-loco-view", default="auto", help="view of the KDDI leave-one-class-out table (auto: best fixed-split view)")
     p.add_argument("--draws", type=int, default=10, help="one-shot draws per fold")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-folds", type=int, default=None, help="at most this many held-out classes per leave-one-out table")
     p.add_argument("--nsl-max-train", type=int, default=8000, help="NSL-KDD train rows (stratified subsample)")
-    p.add_argument("--nsl-max-test", type=int, default=8000, help="NSL-KDD test rows (stratified subsample)")
+    p.add_argument("--nsl-max-test", type=int, default=4000, help="NSL-KDD test rows (stratified subsample)")
     p.add_argument("--no-log1p", action="store_true", help="raw counts for OpenStack and NSL-KDD (default: log1p)")
     p.add_argument("--data-root", type=Path, default=bench_data.DEFAULT_DATA_ROOT,
                    help="folder holding openstack-failures/ and nsl-kdd/")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--out-md", type=Path, default=None, help="results markdown (default benchmarks/results.md)")
     p.add_argument("--out-json", type=Path, default=None, help="raw numbers (default benchmarks/one_shot_results.json)")
+    p.add_argument("--from-json", type=Path, default=None,
+                   help="train nothing: render the results.md section again from a saved results JSON")
     args = p.parse_args(argv)
     given = set(a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:]))
     if args.quick:
         for flag, attr, value in (("--epochs", "epochs", 1), ("--steps", "steps", 3), ("--draws", "draws", 2),
-                                  ("--dims", "dims", "16"), ("--max-folds", "max_folds", 2),
+                                  ("--seed-dim", "seed_dim", 0), ("--max-folds", "max_folds", 1),
                                   ("--nsl-max-train", "nsl_max_train", 1500), ("--nsl-max-test", "nsl_max_test", 1500)):
             if flag not in given:
                 setattr(args, attr, value)
@@ -502,15 +527,57 @@ def parse_args(argv=None):
     if unknown:
         p.error(f"unknown data set(s) {sorted(unknown)}; choose from kddi, openstack, nsl-kdd")
     args.losses = [s.strip() for s in args.losses.split(",") if s.strip()]
-    args.dims = sorted({int(d) for d in str(args.dims).split(",")}, reverse=True)
     args.views = [v.strip() for v in args.views.split(",") if v.strip()]
+    args.seed_dim_views = [v.strip() for v in args.seed_dim_views.split(",") if v.strip()]
     return args
 
 
+def _nan(value):
+    """JSON null back to NaN (the renderer expects floats)."""
+    if isinstance(value, dict):
+        return {k: _nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan(v) for v in value]
+    return float("nan") if value is None else value
+
+
+def render_from_json(path: Path, out_md: Path | None) -> int:
+    saved = json.loads(Path(path).read_text())
+    meta, tables = saved["meta"], []
+    for table in saved["tables"]:
+        table = dict(table)
+        table["rows"] = [_nan(r) for r in table["rows"]]
+        tables.append(table)
+    meta["rendered_from"] = str(path)
+    body = render_section(meta, tables, meta["losses"])
+    if out_md is None:
+        print(body)
+    else:
+        write_section(out_md, body)
+        _log(f"wrote {out_md}")
+    return 0
+
+
+def _git_state() -> str | None:
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}{' + uncommitted changes in src/' if dirty else ''}" if head else None
+
+
 def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.from_json is not None:
+        return render_from_json(args.from_json, args.out_md)
+
     import torch
 
-    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     runner = Runner(args)
     started = time.perf_counter()
@@ -521,11 +588,13 @@ def main(argv=None) -> int:
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, os.cpu_count() = {os.cpu_count()}, "
                    f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
+        "git": _git_state(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "load_average": ", ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "train_config": runner.config(max(args.dims)).to_dict(),
-        "dims": ", ".join(str(d) for d in args.dims),
+        "train_config": runner.config(args.dim).to_dict(),
+        "dims": f"{args.dim}" + (f" (and {args.seed_dim} on the KDDI fixed split, view(s) {', '.join(args.seed_dim_views)})"
+                                 if args.seed_dim and args.seed_dim != args.dim else ""),
         "draws": args.draws,
         "losses": list(runner.losses),
         "data_root": str(args.data_root),
