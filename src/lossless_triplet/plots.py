@@ -162,14 +162,16 @@ def plot_embeddings(
     points, note = project_to_3d(codes)
     rows = subsample_per_class(labels, max_points_per_class, seed)
     counts = np.bincount(labels, minlength=len(class_names))
-    fig = Figure(figsize=(7, 6), dpi=110)
-    ax = fig.add_subplot(projection="3d")
+    fig = Figure(figsize=(9, 6), dpi=110)
+    # The legend gets its own strip on the right, so it never hides points.
+    ax = fig.add_axes((0.0, 0.02, 0.72, 0.9), projection="3d")
     draw_status_scatter(ax, points[rows], labels[rows], class_names, counts=counts, holdout=holdout)
     for setter, name in zip((ax.set_xlabel, ax.set_ylabel, ax.set_zlabel), axis_names(codes.shape[1])):
         setter(name)
-    ax.set_title(f"{title}\n{note}", fontsize=10)
-    ax.legend(loc="upper left", fontsize=8, markerscale=2, title="status (test rows)", title_fontsize=8)
-    fig.tight_layout()
+    fig.suptitle(f"{title}\n{note}", fontsize=10)
+    handles, names = ax.get_legend_handles_labels()
+    fig.legend(handles, names, loc="center left", bbox_to_anchor=(0.72, 0.5), fontsize=8, markerscale=2,
+               title="status (test rows)", title_fontsize=8)
     path = Path(path)
     fig.savefig(path)
     return path
