@@ -186,11 +186,20 @@ def fit_fault_model(
     config=None,
     memory: FaultMemory | None = None,
     progress: bool = True,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
 ) -> FaultModel:
     """Train the full pipeline on a labelled table and build its fault memory.
 
     Held-out classes are removed from training and get no signature (add them
     later from one example with :meth:`FaultModel.add_fault`).
+
+    Under torchrun (an initialised process group, see
+    :mod:`lossless_triplet.distributed`) every rank computes the same view,
+    scaler and memory (they are deterministic given the table) and trains its
+    shard of each batch; every rank returns the same model, and only rank 0
+    should save it.
 
     Args:
         data: the labelled training table (raw features, NaN = missing).
@@ -199,10 +208,13 @@ def fit_fault_model(
         view: feature view name.
         config: :class:`~lossless_triplet.training.TrainConfig`.
         memory: an unfitted memory with the radius rule you want (default FaultMemory()).
-        progress: show a progress bar.
+        progress: show a progress bar (rank 0 only).
+        checkpoint_dir, checkpoint_every, resume: resumable training, see
+            :func:`~lossless_triplet.training.train_encoder`.
 
     Raises:
-        ValueError: an unknown loss, view or held-out class; too few classes.
+        ValueError: an unknown loss, view or held-out class; too few classes; a
+            checkpoint problem (see :func:`~lossless_triplet.training.train_encoder`).
     """
     from .experiment import resolve_holdout
     from .losses import make_loss
@@ -218,7 +230,8 @@ def fit_fault_model(
     x = feature_view.transform(data.features)[known]
     scaler = Standardizer().fit(x)
     x, labels = scaler.transform(x), data.labels[known]
-    trained = train_encoder(x, labels, loss_fn, config, progress=progress, description=loss)
+    trained = train_encoder(x, labels, loss_fn, config, progress=progress, description=loss,
+                            checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
     memory = (memory or FaultMemory()).fit(encode(trained.model, x), labels, data.class_names)
     info = {"loss": loss, "class_names": list(data.class_names), "holdout": list(holdout),
             "train_config": config.to_dict(), "history": trained.history, "n_train_rows": int(known.sum())}

@@ -11,7 +11,7 @@ How a distributed step stays equal to a single-process step
 
 1. every rank draws the same global P x K batch (same seeded sampler) and
    encodes only its own contiguous shard of rows (:func:`shard_rows`);
-2. :func:`gather_with_grad` concatenates the shards' codes in rank order, so
+2. :func:`gather_codes` concatenates the shards' codes in rank order, so
    every rank holds exactly the single-process codes and computes the same
    global loss, with batch-all, hard or semi-hard mining over the global batch;
 3. backward through ``torch.distributed.nn.functional.all_gather`` sums the
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -45,7 +46,9 @@ __all__ = [
     "device",
     "shard_rows",
     "gather_with_grad",
+    "gather_codes",
     "broadcast_object",
+    "gather_objects",
     "barrier",
     "destroy",
 ]
@@ -178,12 +181,26 @@ def gather_with_grad(codes: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
     """
     if not is_distributed() or world_size() == 1:
         return codes, labels
-    from torch.distributed.nn.functional import all_gather
-
-    all_codes = torch.cat(all_gather(codes.contiguous()), dim=0)
     parts = [torch.empty_like(labels) for _ in range(world_size())]
     dist.all_gather(parts, labels.contiguous())
-    return all_codes, torch.cat(parts, dim=0)
+    return gather_codes(codes), torch.cat(parts, dim=0)
+
+
+def gather_codes(codes: torch.Tensor) -> torch.Tensor:
+    """The codes half of :func:`gather_with_grad`, for callers that already know the global labels.
+
+    Shape:
+        codes: (b, N), the same b on every rank. Output: (W * b, N), rank 0's rows first.
+    """
+    if not is_distributed() or world_size() == 1:
+        return codes
+    from torch.distributed.nn.functional import all_gather
+
+    with warnings.catch_warnings():
+        # torch 2.13 marks it deprecated in favour of a private API (_functional_collectives); it still
+        # has the summing backward this module relies on, which the equivalence test checks.
+        warnings.filterwarnings("ignore", message=".*all_gather is deprecated", category=FutureWarning)
+        return torch.cat(all_gather(codes.contiguous()), dim=0)
 
 
 def broadcast_object(obj: object = None, src: int = 0) -> object:
@@ -196,6 +213,15 @@ def broadcast_object(obj: object = None, src: int = 0) -> object:
     box = [obj]
     dist.broadcast_object_list(box, src=src, device=device() if dist.get_backend() == "nccl" else None)
     return box[0]
+
+
+def gather_objects(obj: object) -> list:
+    """Every rank's ``obj``, in rank order, on every rank (``[obj]`` outside a process group)."""
+    if not is_distributed() or world_size() == 1:
+        return [obj]
+    objects: list = [None] * world_size()
+    dist.all_gather_object(objects, obj)
+    return objects
 
 
 def barrier() -> None:

@@ -182,6 +182,27 @@ def _mean(values: list[float]) -> float:
     return total / len(values)
 
 
+def _history_so_far(step_losses: list[float], test_losses: dict[int, float], per_epoch: int,
+                    with_test: bool) -> dict[str, list[float]]:
+    """The per-epoch history of the epochs a checkpoint already finished (empty for a fresh run).
+
+    Rebuilt from the per-step losses, so a resumed run may group steps into epochs differently.
+    """
+    history: dict[str, list[float]] = {"epoch": [], "train_loss": []}
+    if with_test:
+        history["test_loss"] = []
+    for epoch in range(1, len(step_losses) // per_epoch + 1):
+        end = epoch * per_epoch
+        history["epoch"].append(epoch)
+        history["train_loss"].append(_mean(step_losses[end - per_epoch : end]))
+        if with_test:
+            if end not in test_losses:
+                raise ValueError(f"the checkpoint has no test loss at step {end} (the end of epoch {epoch}): "
+                                 "resume with the steps_per_epoch and test rows of the first run")
+            history["test_loss"].append(test_losses[end])
+    return history
+
+
 EpochCallback = Callable[[int, nn.Module, dict], None]
 
 
@@ -192,10 +213,11 @@ def batch_loss(model: nn.Module, loss_fn: nn.Module, features: torch.Tensor, lab
     group every rank passes the same global batch, encodes only its own shard
     of rows (:func:`~lossless_triplet.distributed.shard_rows`) and computes the
     loss on the gathered global codes
-    (:func:`~lossless_triplet.distributed.gather_with_grad`), so mining sees
-    the whole batch. Every rank then returns the same value, and with ``model``
-    wrapped in DistributedDataParallel the averaged gradients equal the
-    single-process ones (see :mod:`lossless_triplet.distributed`).
+    (:func:`~lossless_triplet.distributed.gather_codes`; the labels need no
+    gathering, every rank holds the global batch's), so mining sees the whole
+    batch. Every rank then returns the same value, and with ``model`` wrapped
+    in DistributedDataParallel the averaged gradients equal the single-process
+    ones (see :mod:`lossless_triplet.distributed`).
 
     Shape:
         features: (B, F) float, labels: (B,) int (on any device; the shard moves
@@ -206,18 +228,30 @@ def batch_loss(model: nn.Module, loss_fn: nn.Module, features: torch.Tensor, lab
     """
     rows = distributed.shard_rows(len(labels))
     where = next(model.parameters()).device
-    codes = model(features[rows].to(where))
-    codes, batch_labels = distributed.gather_with_grad(codes, labels[rows].to(where))
-    return loss_fn(codes, batch_labels)
+    codes = distributed.gather_codes(model(features[rows].to(where)))
+    return loss_fn(codes, labels.to(where))
 
 
-def _fingerprint(config: TrainConfig, loss_fn: nn.Module, features: np.ndarray, labels: np.ndarray) -> dict:
-    """What a resumed run must share with the checkpoint: all but the length of the run."""
+def _data_digest(features: np.ndarray, labels: np.ndarray) -> str:
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(features).data)
     digest.update(np.ascontiguousarray(labels).data)
+    return digest.hexdigest()
+
+
+def _fingerprint(config: TrainConfig, loss_fn: nn.Module, features: np.ndarray, digest: str) -> dict:
+    """What a resumed run must share with the checkpoint: all but the length of the run."""
     settings = {k: v for k, v in config.to_dict().items() if k not in ("epochs", "steps_per_epoch")}
-    return {**settings, "loss": repr(loss_fn), "data_shape": list(features.shape), "data_sha256": digest.hexdigest()}
+    return {**settings, "loss": repr(loss_fn), "data_shape": list(features.shape), "data_sha256": digest}
+
+
+def _check_same_data(digest: str) -> None:
+    """Every rank must train on the same rows: each indexes the global batch into its own copy."""
+    digests = distributed.gather_objects(digest)
+    differing = [r for r, d in enumerate(digests) if d != digests[0]]
+    if differing:
+        raise ValueError(f"ranks {differing} hold other training rows than rank 0: give every process the same "
+                         "table (same file contents on every node) and the same options")
 
 
 def _open_checkpoints(directory: Path, resume: bool, fingerprint: dict | None, total_steps: int) -> dict | None:
@@ -292,7 +326,8 @@ def train_encoder(
         description: label of the progress bar.
         on_epoch: called after each epoch as ``on_epoch(epoch, model, record)``
             (e.g. to record codes for an animation); must not train the model.
-            A resumed run calls it for the epochs after the checkpoint only.
+            A resumed run calls it for the epochs after the checkpoint only;
+            under torchrun every rank calls it.
         checkpoint_dir: where checkpoints are written and read.
         checkpoint_every: write a checkpoint (model, optimiser, sampler, RNG,
             history so far) every this many steps, and at the last step when
@@ -309,7 +344,8 @@ def train_encoder(
     Raises:
         ValueError: mismatched shapes, non-finite features, fewer than 2 classes,
             a non-finite loss during training (with the epoch and step), a
-            process count that does not divide the batch, checkpoint options
+            process count that does not divide the batch, ranks holding
+            different training rows, checkpoint options
             without ``checkpoint_dir``, existing checkpoints without ``resume``,
             a corrupt checkpoint or one from a run with other settings.
     """
@@ -343,10 +379,14 @@ def train_encoder(
     test_losses: dict[int, float] = {}  # by the global step that ended the epoch
     train_seconds = 0.0
     fingerprint = None
-    if checkpoint_dir is not None and (checkpoint_every is not None or resume):
+    checkpointing = checkpoint_dir is not None and (checkpoint_every is not None or resume)
+    digest = _data_digest(features, labels) if checkpointing or distributed.world_size() > 1 else None
+    if distributed.world_size() > 1:
+        _check_same_data(digest)
+    if checkpointing:
         checkpoint_dir = Path(checkpoint_dir)
         if distributed.is_main_process():
-            fingerprint = _fingerprint(config, loss_fn, features, labels)
+            fingerprint = _fingerprint(config, loss_fn, features, digest)
         state = _agree(lambda: _open_checkpoints(checkpoint_dir, resume, fingerprint, total_steps))
         if state is not None:
             model.load_state_dict(state["model"])
@@ -357,19 +397,7 @@ def train_encoder(
             test_losses = {int(k): float(v) for k, v in state["test_losses"].items()}
             train_seconds = float(state["train_seconds"])
     start_step = len(step_losses)
-
-    history: dict[str, list[float]] = {"epoch": [], "train_loss": []}
-    if test_x is not None:
-        history["test_loss"] = []
-    for epoch in range(1, start_step // per_epoch + 1):  # epochs a checkpoint already finished
-        record = {"epoch": epoch, "train_loss": _mean(step_losses[(epoch - 1) * per_epoch : epoch * per_epoch])}
-        if test_x is not None:
-            if epoch * per_epoch not in test_losses:
-                raise ValueError(f"the checkpoint has no test loss at step {epoch * per_epoch} (the end of epoch "
-                                 f"{epoch}): resume with the steps_per_epoch and test rows of the first run")
-            record["test_loss"] = test_losses[epoch * per_epoch]
-        for key, value in record.items():
-            history[key].append(value)
+    history = _history_so_far(step_losses, test_losses, per_epoch, with_test=test_x is not None)
 
     net: nn.Module = model
     if distributed.is_distributed():
@@ -419,7 +447,7 @@ def train_encoder(
                 "model": model.state_dict(),
                 "optimiser": optimiser.state_dict(),
                 "sampler": sampler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
+                "torch_rng": torch.get_rng_state(),  # nothing draws from it after init today; kept for dropout
                 "step_losses": list(step_losses),
                 "test_losses": dict(test_losses),
                 "train_seconds": train_seconds,

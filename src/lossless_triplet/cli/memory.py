@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import csv_list
+from ._common import AUTO_VIEW, LOSS_NAMES, VIEW_NAMES, csv_list
 
 TRAIN_STEPS, QUICK_STEPS = 1200, 150
 
@@ -23,17 +23,32 @@ def _steps_config(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .. import distributed
     from ..bundle import fit_fault_model
+    from ..checkpoint import CHECKPOINT_DIR, latest_checkpoint
     from ..data import load_table
     from ..data.views import resolve_view
 
-    data = load_table(args.data, args.label_column)
-    view = resolve_view(args.view, data.feature_names)
-    model = fit_fault_model(data, loss=args.loss, holdout=args.holdout, view=view, config=_steps_config(args),
-                            progress=not args.no_progress)
-    model.save(args.out)
-    print(f"trained {args.loss} on {model.info['n_train_rows']} rows ({view} view, N = {args.dim}); "
-          f"signatures: {', '.join(model.memory.names)}")
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise ValueError(f"--checkpoint-every {args.checkpoint_every} must be >= 1")
+    config = _steps_config(args)
+    checkpoints = args.out / CHECKPOINT_DIR
+    # Under torchrun: every rank trains its shard of each batch; rank 0 alone writes and prints.
+    with distributed.process_group():
+        main, processes = distributed.is_main_process(), distributed.world_size()
+        if main and args.resume:
+            found = latest_checkpoint(checkpoints)
+            print(f"resuming from {found}" if found else f"no checkpoint in {checkpoints} yet: starting at step 0")
+        data = load_table(args.data, args.label_column)
+        view = resolve_view(args.view, data.feature_names)
+        model = fit_fault_model(data, loss=args.loss, holdout=args.holdout, view=view, config=config,
+                                progress=not args.no_progress, checkpoint_dir=checkpoints,
+                                checkpoint_every=args.checkpoint_every, resume=args.resume)
+        if not main:
+            return 0
+        model.save(args.out)
+    print(f"trained {args.loss} on {model.info['n_train_rows']} rows ({view} view, N = {args.dim}"
+          f"{f', {processes} processes' if processes > 1 else ''}); signatures: {', '.join(model.memory.names)}")
     print(f"wrote {args.out}")
     return 0
 
@@ -103,22 +118,27 @@ def _cmd_export_kddi(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add the fault-memory sub-commands."""
-    from ..data.views import AUTO, VIEWS
-    from ..losses import LOSSES
 
     train = sub.add_parser("train", help="train an encoder and a fault memory into a model directory",
                            description="Train the encoder on a labelled table and save the model bundle "
-                           "(weights, scaler, view, signatures) into --out.")
+                           "(weights, scaler, view, signatures) into --out. Runs unchanged under "
+                           "`torchrun --nproc_per_node=K` (DistributedDataParallel, gloo on CPU, nccl on GPU): "
+                           "the P x K batch is split over the processes and mined as a whole.")
     train.add_argument("--data", type=Path, required=True, help="labelled training table (CSV, TSV, Parquet)")
     train.add_argument("--label-column", required=True, help="column holding the status")
-    train.add_argument("--loss", choices=list(LOSSES), default="lossless", help="loss (default lossless)")
+    train.add_argument("--loss", choices=LOSS_NAMES, default="lossless", help="loss (default lossless)")
     train.add_argument("--holdout", type=csv_list, default=[], help="comma-separated statuses left out")
-    train.add_argument("--view", choices=(AUTO, *VIEWS), default=AUTO,
+    train.add_argument("--view", choices=(AUTO_VIEW, *VIEW_NAMES), default=AUTO_VIEW,
                        help="feature view (default auto: kpi-stats when columns are named GROUP/NAME)")
     train.add_argument("--dim", type=int, default=16, help="code width N (default 16)")
     train.add_argument("--steps", type=int, help=f"optimiser steps (default {TRAIN_STEPS}, --quick {QUICK_STEPS})")
     train.add_argument("--quick", action="store_true", help="a short training budget")
     train.add_argument("--seed", type=int, default=0, help="seed")
+    train.add_argument("--checkpoint-every", type=int, metavar="K",
+                       help="write a resumable checkpoint every K steps into OUT/checkpoints (rank 0 only)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the latest checkpoint in OUT/checkpoints (from step 0 if none yet); "
+                       "the settings must match the interrupted run, except --steps")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.add_argument("--out", type=Path, required=True, help="model directory to write")
     train.set_defaults(handler=_cmd_train)
