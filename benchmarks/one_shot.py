@@ -91,20 +91,6 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _json_safe(value):
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    return value
-
-
 def standardised_baseline(train, test, view: str = "raw"):
     """(train_x, test_x): the view's features, standardised on all training rows, as compare_losses does."""
     from lossless_triplet.data import Standardizer
@@ -608,7 +594,9 @@ def main(argv=None) -> int:
             if not partial:
                 print(body)
             return
-        args.out_json.write_text(json.dumps(_json_safe({"meta": meta, "tables": runner.tables}), indent=1,
+        from lossless_triplet.experiment import json_safe
+
+        args.out_json.write_text(json.dumps(json_safe({"meta": meta, "tables": runner.tables}), indent=1,
                                             allow_nan=False) + "\n")
         write_section(args.out_md, body)
 

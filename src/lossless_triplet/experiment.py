@@ -23,7 +23,7 @@ from .data.views import FeatureView, resolve_view
 from .metrics import compactness, one_shot_evaluation, retrieval_metrics
 
 __all__ = ["DEFAULT_LOSSES", "LossResult", "check_compatible", "resolve_holdout", "compare_losses", "unknown_auroc",
-           "write_metrics"]
+           "json_safe", "write_metrics"]
 
 log = logging.getLogger("lossless_triplet")
 
@@ -85,11 +85,15 @@ def resolve_holdout(class_names: Sequence[str], holdout: Sequence[str]) -> list[
     return ids
 
 
-def _json_safe(value):
+def json_safe(value):
+    """A copy of ``value`` that strict JSON accepts: NumPy scalars and arrays become Python
+    numbers and lists, non-finite floats become None, dict keys become strings."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (float, np.floating)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer):
@@ -238,11 +242,11 @@ def compare_losses(
             "python": platform.python_version(),
         },
     }
-    return _json_safe(document), results
+    return json_safe(document), results
 
 
 def write_metrics(document: dict, out_dir: str | Path) -> Path:
     """Write ``metrics.json`` (strict JSON: non-finite numbers become null) into ``out_dir``."""
     path = Path(out_dir) / "metrics.json"
-    path.write_text(json.dumps(_json_safe(document), indent=2, allow_nan=False) + "\n")
+    path.write_text(json.dumps(json_safe(document), indent=2, allow_nan=False) + "\n")
     return path

@@ -31,9 +31,9 @@ from torch.autograd.function import once_differentiable
 
 __all__ = ["DEFAULT_BLOCK", "hinge_batch_all", "lossless_batch_all", "linear_batch_all", "triplet_count"]
 
-# Elements in one (rows, B) working block: 8 MB in float64, so the working set of
-# a few such blocks stays in the tens of MB at any B.
-DEFAULT_BLOCK = 1 << 20
+# Elements in one (rows, B) working block: 32 MB in float64, a working set of about
+# 150 MB at any B. Larger blocks mean fewer (parallel) operations per call.
+DEFAULT_BLOCK = 1 << 22
 
 
 def triplet_count(labels: torch.Tensor) -> int:
@@ -48,40 +48,63 @@ def triplet_count(labels: torch.Tensor) -> int:
 
 @dataclass
 class _Layout:
-    """A batch in label order: per row, its class's run [class_lo, class_hi) of rows."""
+    """A batch in label order: per row, its class's run [class_lo, class_lo + class_size) of rows."""
 
     order: torch.Tensor  # (B,) int64: sorted position -> original row
     labels: torch.Tensor  # (B,) sorted labels
     class_lo: torch.Tensor  # (B,) int64
     class_size: torch.Tensor  # (B,) int64
+    bounds: list[tuple[int, int]]  # [lo, hi) of each class
 
     @classmethod
     def of(cls, labels: torch.Tensor) -> _Layout:
         order = torch.argsort(labels, stable=True)
         _, counts = torch.unique_consecutive(labels[order], return_counts=True)
         starts = torch.cumsum(counts, 0) - counts
-        return cls(order, labels[order], starts.repeat_interleave(counts), counts.repeat_interleave(counts))
+        bounds = list(zip(starts.tolist(), (starts + counts).tolist()))
+        return cls(order, labels[order], starts.repeat_interleave(counts), counts.repeat_interleave(counts), bounds)
 
     def band(self, start: int, stop: int) -> tuple[int, int]:
         """Columns [lo, hi) holding every same-class column of rows [start, stop)."""
         return int(self.class_lo[start]), int(self.class_lo[stop - 1] + self.class_size[stop - 1])
 
-
-def _row_blocks(batch: int, block: int):
-    rows = max(1, block // max(batch, 1))
-    for start in range(0, batch, rows):
-        yield start, min(batch, start + rows)
+    def row_blocks(self, block: int) -> list[tuple[int, int]]:
+        """Row ranges [start, stop) of at most ``block / B`` rows (and B/8 when that is more
+        than 256), cut at class boundaries where possible so that each block's band is
+        no wider than the block or one class."""
+        batch = len(self.order)
+        rows = max(1, min(block // batch, max(256, batch // 8)))
+        blocks, open_start = [], None
+        for lo, hi in self.bounds:
+            if open_start is not None and hi - open_start > rows:
+                blocks.append((open_start, lo))
+                open_start = None
+            if hi - lo > rows:
+                blocks.extend((s, min(hi, s + rows)) for s in range(lo, hi, rows))
+            elif open_start is None:
+                open_start = lo
+        if open_start is not None:
+            blocks.append((open_start, batch))
+        return blocks
 
 
 def _distance_rows(
-    x: torch.Tensor, sq: torch.Tensor, start: int, stop: int, scale: float = 1.0, upper: float | None = None
+    x: torch.Tensor,
+    sq: torch.Tensor,
+    start: int,
+    stop: int,
+    scale: float = 1.0,
+    upper: float | None = None,
+    shift: float = 0.0,
 ) -> torch.Tensor:
-    """(stop - start, B) squared distances times ``scale`` by the Gram expansion, clamped to [0, upper].
+    """(stop - start, B) block of ``scale * d`` clamped to [0, upper], plus ``shift``.
 
-    ``sq`` holds ``scale * |x_j|^2``; folding the scale in saves a pass over the block.
+    d by the Gram expansion; ``sq`` holds ``scale * |x_j|^2``. Folding the scale and
+    the shift into the expansion saves passes over the block.
     """
     d = torch.addmm(sq.unsqueeze(0), x[start:stop], x.T, alpha=-2.0 * scale)
-    return d.add_(sq[start:stop].unsqueeze(1)).clamp_(0.0, upper)
+    d.add_(sq[start:stop].unsqueeze(1) + shift)
+    return d.clamp_(shift, None if upper is None else upper + shift)
 
 
 def _row_gradient(s_x1: torch.Tensor, x_rows: torch.Tensor) -> torch.Tensor:
@@ -125,11 +148,14 @@ def _run(x: torch.Tensor, labels: torch.Tensor, kernel, block: int) -> torch.Ten
 def hinge_batch_all(x: torch.Tensor, labels: torch.Tensor, margin: float, block: int = DEFAULT_BLOCK) -> torch.Tensor:
     """Mean over all valid triplets of max(d_ap - d_an + margin, 0), in O(B^2 log B).
 
-    Per anchor the negatives' distances are sorted once; for a positive p the
-    negatives inside the margin are those with d_an < d_ap + margin, found by
-    binary search, and their hinge sum is cnt * (d_ap + margin) - (prefix sum of
-    those d_an). The gradient is dL/dd_ap = cnt and dL/dd_an = -#{p : d_ap >
-    d_an - margin}, found the same way. Zero-loss triplets count in the mean.
+    Per anchor the thresholds d_ap + margin of its positives are sorted once and
+    every negative distance is placed among them by binary search: negative n
+    is active for exactly the positives ranked above d_an. Histograms of those
+    ranks, summed cumulatively, give per positive the count and the distance
+    sum of its active negatives, so its hinge sum is count * (d_ap + margin) -
+    sum; the gradient is dL/dd_ap = count and dL/dd_an = -#{active positives}.
+    Sorting costs O(P log P) per anchor (P positives), the search O(B log P).
+    Zero-loss triplets count in the mean.
 
     Shape:
         x: (B, N) float32/float64 (computed in its dtype, prefix sums in float64);
@@ -155,34 +181,34 @@ def _hinge_kernel(x, layout, block, need_grad, margin):
     far = 4.0 * float(sq.max()) + margin + 1.0
     width = int(layout.class_size.max())
     offsets = torch.arange(width, device=x.device)
-    for start, stop in _row_blocks(batch, block):
+    for start, stop in layout.row_blocks(block):
         anchors = torch.arange(start, stop, device=x.device).unsqueeze(1)
         d = _distance_rows(x, sq, start, stop)
-        same = layout.labels[start:stop].unsqueeze(1) == layout.labels.unsqueeze(0)
+        negative = layout.labels[start:stop].unsqueeze(1) != layout.labels.unsqueeze(0)
         # Each anchor's positives, padded to the largest class: (rows, width) column indices.
         columns = layout.class_lo[start:stop].unsqueeze(1) + offsets
         is_positive = (offsets < layout.class_size[start:stop].unsqueeze(1)) & (columns != anchors)
         columns = columns.clamp_max_(batch - 1)
-        # Non-negatives sort after every d_ap + margin; padding sits at -far, below every
-        # d_an - margin: neither is ever counted, and no mask multiplies an inf.
-        neg_sorted = torch.where(same, far, d).sort(dim=1).values
-        pos = torch.where(is_positive, d.gather(1, columns), -far)
-        # count[a, p] = #{n : d_an < d_ap + margin}: the triplets (a, p, .) with a positive hinge.
-        count = torch.searchsorted(neg_sorted, pos + margin)
-        prefix = torch.nn.functional.pad(neg_sorted.to(torch.float64).cumsum(dim=1), (1, 0))
-        total += (count * (pos.to(torch.float64) + margin) - prefix.gather(1, count)).sum()
+        # Thresholds d_ap + margin, ascending; padding and the anchor itself at -far sort
+        # first and are below every d_an, so no negative is ever active for them.
+        key, key_order = torch.where(is_positive, d.gather(1, columns) + margin, -far).sort(dim=1)
+        # Negative n is active (d_an < d_ap + margin) for the sorted positives from rank[n] on.
+        rank = torch.searchsorted(key, d, right=True)
+        as_negative = negative.to(torch.float64)
+        active = torch.zeros(len(key), width + 1, dtype=torch.float64, device=x.device)
+        count = active.scatter_add(1, rank, as_negative).cumsum_(dim=1)[:, :width]
+        inside = active.scatter_add_(1, rank, d.to(torch.float64) * as_negative).cumsum_(dim=1)[:, :width]
+        # Sum of d_ap + margin - d_an over the active negatives of each positive.
+        total += (count * key.to(torch.float64) - inside).sum()
         if not need_grad:
             continue
-        # G[a, j] = dL/dd_aj: count on positives; on negatives -#{p : d_ap > d_an - margin},
-        # i.e. #{entries <= d_an - margin} - width (padding and the anchor sit at -far).
-        at_most = torch.searchsorted(pos.sort(dim=1).values, d - margin, right=True)
-        g = torch.where(same, 0, at_most - width).to(x.dtype)
-        g.scatter_add_(1, columns, count.to(x.dtype))
+        # G[a, j] = dL/dd_aj: #active negatives on positives, -#active positives on negatives.
+        g = torch.where(negative, rank - width, 0).to(x.dtype)
+        per_slot = torch.empty_like(key).scatter_(1, key_order, count.to(x.dtype))
+        g.scatter_add_(1, columns, torch.where(is_positive, per_slot, 0.0))
         # G is not symmetric and G^T's rows belong to other blocks: add the column side here.
-        by_row = g @ x_one
-        grad[start:stop] += _row_gradient(by_row, x[start:stop])
-        by_col = g.T @ x_one[start:stop]
-        grad += _row_gradient(by_col, x)
+        grad[start:stop] += _row_gradient(g @ x_one, x[start:stop])
+        grad += _row_gradient(g.T @ x_one[start:stop], x)
     return total, grad
 
 
@@ -199,7 +225,7 @@ def _row_log_sums(t: torch.Tensor, group: int) -> torch.Tensor:
     rows, cols = t.shape
     whole = cols // group * group
     sums = torch.log(t[:, :whole].reshape(rows, -1, group).prod(dim=2)).sum(dim=1)
-    return sums + torch.log(t[:, whole:]).sum(dim=1)
+    return sums if whole == cols else sums + torch.log(t[:, whole:]).sum(dim=1)
 
 
 def lossless_batch_all(
@@ -250,10 +276,10 @@ def _lossless_kernel(x, layout, block, need_grad, n, beta, eps):
         y = torch.cat([x_one, n_pos_g * x_one], dim=1)
         grad = torch.empty_like(xg)
     total = torch.zeros((), dtype=torch.float64, device=x.device)
-    for start, stop in _row_blocks(batch, block):
+    for start, stop in layout.row_blocks(block):
         lo, hi = layout.band(start, stop)
         rows = torch.arange(stop - start, device=x.device)
-        arg = _distance_rows(x64, sq, start, stop, scale=1.0 / beta, upper=n / beta).add_(shift)
+        arg = _distance_rows(x64, sq, start, stop, scale=1.0 / beta, upper=n / beta, shift=shift)
         band = arg[:, lo:hi]
         same = layout.labels[start:stop].unsqueeze(1) == layout.labels[lo:hi].unsqueeze(0)
         pos_arg = torch.where(same, top - band, 1.0)

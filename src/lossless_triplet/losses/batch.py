@@ -12,8 +12,9 @@ Batch-all ("all", the default) never builds a B x B x B tensor and holds only a
   term -ln(d/beta + eps) changes by ~1 when d moves by beta*eps = 1e-8 N, far
   below the rounding error of a float32 Gram expansion);
 - linear lossless: the separable form reduced to class sums, O(B N), float64;
-- triplet margin: per anchor sorted negative distances and binary search,
-  O(B^2 log B), in float32 (float64 for float64 codes): the hinge has no log.
+- triplet margin: per anchor its positives' thresholds d_ap + margin sorted
+  and every negative distance placed among them by binary search, O(B^2 log B),
+  in float32 (float64 for float64 codes): the hinge has no log.
 
 Hard and semi-hard mining evaluate the explicit-triplet functions on the mined
 triplets. Float16/bfloat16 codes are computed in float32 (float64 where said
@@ -201,11 +202,12 @@ def batch_triplet_margin_loss(
 ) -> torch.Tensor:
     """Triplet margin loss max(d_ap - d_an + margin, 0) averaged over the mined triplets.
 
-    Batch-all: the hinge is not separable, but per anchor the negatives inside
-    the margin of a positive are a prefix of its sorted negative distances, so
-    sorting, binary search and prefix sums give the sum over all triplets in
-    O(B^2 log B) time, a block of anchors at a time (no B x B x B tensor; memory
-    bounded by the block). Zero-loss triplets count in the mean. Semi-hard
+    Batch-all: the hinge is not separable, but a negative n is active for a
+    positive p exactly when d_an < d_ap + margin, so sorting each anchor's
+    thresholds d_ap + margin, placing every d_an among them by binary search and
+    cumulating counts and sums gives the sum over all triplets in O(B^2 log B)
+    time, a block of anchors at a time (no B x B x B tensor; memory bounded by
+    the block). Zero-loss triplets count in the mean. Semi-hard
     mining requires d_ap < d_an < d_ap + margin (FaceNet).
 
     Args:
