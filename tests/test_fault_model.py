@@ -121,3 +121,23 @@ def test_detect_names_the_missing_feature_column(model, kddi, tmp_path, capsys):
     assert status == 2
     err = capsys.readouterr().err
     assert "cpu_util/RR-01" in err and "rx-pps/IntGW-01+link-intgw-exgw-a-1" in err
+
+
+def test_detect_failure_leaves_no_partial_output(model, kddi, tmp_path):
+    frame = pd.DataFrame(kddi[1].features[:10], columns=kddi[1].feature_names)
+    frame["cpu_util/RR-01"] = frame["cpu_util/RR-01"].astype(object)
+    frame.loc[7, "cpu_util/RR-01"] = "oops"
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ValueError, match="row 8"):
+        detect_file(model, tmp_path / "bad.csv", tmp_path / "pred.csv", chunk_rows=3, progress=False)
+    assert list(tmp_path.glob("*pred*")) == []
+
+
+def test_cli_refuses_bad_steps_and_a_file_as_out_before_training(tmp_path, capsys):
+    table = tmp_path / "t.csv"
+    table.write_text("a,b,y\n1,2,x\n3,4,z\n")
+    assert main(["train", "--data", str(table), "--label-column", "y", "--steps", "0", "--out",
+                 str(tmp_path / "m")]) == 2
+    assert "--steps 0 must be >= 1" in capsys.readouterr().err
+    assert main(["train", "--data", str(table), "--label-column", "y", "--out", str(table)]) == 2
+    assert "is a file" in capsys.readouterr().err

@@ -206,7 +206,8 @@ def fit_fault_model(
         loss: a name from :data:`lossless_triplet.losses.LOSSES`.
         holdout: class names left out.
         view: feature view name.
-        config: :class:`~lossless_triplet.training.TrainConfig`.
+        config: :class:`~lossless_triplet.training.TrainConfig` (default: N = 16, 24 x 50
+            steps, as the ``train`` command).
         memory: an unfitted memory with the radius rule you want (default FaultMemory()).
         progress: show a progress bar (rank 0 only).
         checkpoint_dir, checkpoint_every, resume: resumable training, see
@@ -221,7 +222,7 @@ def fit_fault_model(
     from .models import encode
     from .training import TrainConfig, train_encoder
 
-    config = config or TrainConfig()
+    config = config or TrainConfig(embedding_dim=16, epochs=24, steps_per_epoch=50)
     loss_fn = make_loss(loss)
     heldout = resolve_holdout(data.class_names, holdout)
     known = ~np.isin(data.labels, heldout)

@@ -46,7 +46,8 @@ def detect_file(
         progress: show a row counter on stderr.
 
     Returns:
-        Number of rows written.
+        Number of rows written. On an error nothing is left at ``out`` (the
+        predictions are written to a temporary file and renamed at the end).
 
     Raises:
         ValueError: a missing feature column (each named), a non-numeric or infinite cell.
@@ -61,8 +62,10 @@ def detect_file(
         bar = tqdm(unit="rows", unit_scale=True, desc="detect", leave=False)
     written = 0
     previous = None
+    # Predictions go to a temporary file renamed at the end: a failed run leaves no partial output.
+    partial = out.with_name(f".{out.name}.partial")
     try:
-        with out.open("w", newline="") as handle:
+        with partial.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(PREDICTION_COLUMNS)
             for raw in iter_feature_table(table, model.feature_names, chunk_rows):
@@ -80,7 +83,9 @@ def detect_file(
                 written += len(raw)
                 if bar is not None:
                     bar.update(len(raw))
+        partial.replace(out)
     finally:
+        partial.unlink(missing_ok=True)
         if bar is not None:
             bar.close()
     return written

@@ -42,8 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError, ImportError, KeyError) as error:
-        print(f"lossless-triplet {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, OSError, ImportError, KeyError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error  # no repr quotes
+        print(f"lossless-triplet {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -15,7 +15,7 @@ def _steps_config(args: argparse.Namespace):
     """A TrainConfig doing exactly ``steps`` optimiser steps (epochs x steps_per_epoch)."""
     from ..training import TrainConfig
 
-    steps = args.steps or (QUICK_STEPS if args.quick else TRAIN_STEPS)
+    steps = args.steps if args.steps is not None else (QUICK_STEPS if args.quick else TRAIN_STEPS)
     if steps < 1:
         raise ValueError(f"--steps {steps} must be >= 1")
     per_epoch = max(d for d in range(1, min(steps, 50) + 1) if steps % d == 0)
@@ -31,6 +31,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise ValueError(f"--checkpoint-every {args.checkpoint_every} must be >= 1")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a directory for the model bundle")
     config = _steps_config(args)
     checkpoints = args.out / CHECKPOINT_DIR
     # Under torchrun: every rank trains its shard of each batch; rank 0 alone writes and prints.
@@ -151,14 +153,16 @@ def register(sub) -> None:
     add.add_argument("--name", required=True, help="fault name")
     add.set_defaults(handler=_cmd_add_fault)
 
-    faults = sub.add_parser("faults", help="list (or remove) the signatures of a model")
+    faults = sub.add_parser("faults", help="list (or remove) the signatures of a model",
+                            description="List the fault signatures of a model (name, rows, radius); "
+                            "--remove NAME deletes one first.")
     faults.add_argument("--model", type=Path, required=True, help="model directory")
     faults.add_argument("--remove", metavar="NAME", help="remove this signature first")
     faults.set_defaults(handler=_cmd_faults)
 
     detect = sub.add_parser("detect", help="identify the status of every row of a table",
-                            description="Write one prediction per input row, in order: status (a known "
-                            "status or unknown), nearest, distance, unknown.")
+                            description="Write one prediction per input row, in order: row, status (a "
+                            "known status or unknown), nearest, distance, unknown, unknown_score.")
     detect.add_argument("--model", type=Path, required=True, help="model directory")
     detect.add_argument("--data", type=Path, required=True, help="table with the model's feature columns")
     detect.add_argument("--out", type=Path, required=True, help="prediction CSV to write")

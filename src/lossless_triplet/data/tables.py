@@ -431,7 +431,7 @@ def _require_columns(frame: pd.DataFrame, wanted: Sequence[str], path: Path, wha
         listed = ", ".join(repr(c) for c in missing)
         raise ValueError(
             f"{path}: missing {what}{'s' if len(missing) > 1 else ''} {listed}; "
-            f"available columns: {list(frame.columns)}"
+            f"available columns: {_some(list(frame.columns))}"
         )
 
 
@@ -488,19 +488,24 @@ def _parse_numbers(column: pd.Series, name: str, path: Path, first_row: int = 0)
         if bad.size:
             row = int(bad[0])
             raise ValueError(
-                f"{path}: column {name!r} has a non-numeric value {column.iloc[row]!r} in data "
+                f"{path}: column {name!r} has a non-numeric value {str(column.iloc[row])!r} in data "
                 f"row {first_row + row + 1} (1-based, header not counted){_more(bad)}; fix the cell, leave "
-                "it empty for a missing value, or leave the column out of feature_columns"
+                "it empty for a missing value, or leave the column out of the table"
             )
     infinite = np.flatnonzero(np.isinf(values))
     if infinite.size:
         row = int(infinite[0])
         raise ValueError(
-            f"{path}: column {name!r} has an infinite value {column.iloc[row]!r} in data row "
+            f"{path}: column {name!r} has an infinite value {str(column.iloc[row])!r} in data row "
             f"{first_row + row + 1} (1-based, header not counted){_more(infinite)}; replace it with a "
             "finite number or leave it empty for a missing value"
         )
     return values
+
+
+def _some(names: list[str], limit: int = 20) -> str:
+    """At most ``limit`` names for an error message (a wide table has hundreds of columns)."""
+    return str(names) if len(names) <= limit else f"{names[:limit]} and {len(names) - limit} more"
 
 
 def _more(rows: np.ndarray) -> str:
@@ -545,7 +550,8 @@ def _encode_labels(
         if unknown:
             raise ValueError(
                 f"{path}: label(s) {unknown} in column {label_column!r} are not in "
-                f"class_names {list(names)}; add them to class_names or drop those rows"
+                f"the known classes {list(names)} (the training table's, when comparing); drop "
+                "those rows, or add examples of them to the training data"
             )
     index = {name: i for i, name in enumerate(names)}
     return text.map(index).to_numpy(dtype=np.int64), names
