@@ -17,8 +17,6 @@ so ``lossless-triplet report RUN_DIR`` rebuilds them without retraining.
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,18 +53,6 @@ class Run:
     recording: Recording | None = None
 
 
-def _finite_or_none(value):
-    if isinstance(value, Mapping):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_none(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def save_run(run: Run, out_dir: str | Path) -> list[Path]:
     """Write ``metrics.json``, ``codes.npz``, ``history.json`` and (if recorded) ``animation.npz``.
 
@@ -77,7 +63,7 @@ def save_run(run: Run, out_dir: str | Path) -> list[Path]:
         ValueError: no codes, or codes of different shapes across losses or
             whose row count differs from the labels.
     """
-    from .experiment import write_metrics
+    from .experiment import json_safe, write_metrics
 
     names = list(run.test_codes)
     if not names:
@@ -98,7 +84,7 @@ def save_run(run: Run, out_dir: str | Path) -> list[Path]:
     )
     written.append(codes_path)
     history_path = out_dir / HISTORY_FILE
-    history_path.write_text(json.dumps(_finite_or_none(run.histories), indent=1, allow_nan=False) + "\n")
+    history_path.write_text(json.dumps(json_safe(run.histories), indent=1, allow_nan=False) + "\n")
     written.append(history_path)
     if run.recording is not None:
         written.append(run.recording.save(out_dir / ANIMATION_FILE))
