@@ -119,7 +119,6 @@ def test_gzip_csv(tmp_path):
 
 
 def test_parquet_roundtrip(tmp_path):
-    pytest.importorskip("pyarrow")
     frame = pd.DataFrame(
         {"timestamp": [5, 6, 7], "x": [1.0, np.nan, 3.0], "n": [1, 2, 3], "status": [4, 0, 4]}
     )
@@ -130,22 +129,6 @@ def test_parquet_roundtrip(tmp_path):
     np.testing.assert_array_equal(data.labels, [1, 0, 1])
     np.testing.assert_array_equal(data.features, [[1, 1], [np.nan, 2], [3, 3]])
     np.testing.assert_array_equal(data.timestamps, [5, 6, 7])
-
-
-def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_pyarrow(name, *args, **kwargs):
-        if name == "pyarrow":
-            raise ImportError("No module named 'pyarrow'")
-        return real_import(name, *args, **kwargs)
-
-    path = write(tmp_path / "t.parquet", "not really parquet")
-    monkeypatch.setattr(builtins, "__import__", no_pyarrow)
-    with pytest.raises(ImportError, match=r"lossless-triplet\[parquet\]"):
-        load_table(path, "label")
 
 
 def test_missing_file():
@@ -204,3 +187,46 @@ def test_iter_feature_table_streams_chunks_and_names_the_bad_row(tmp_path):
     np.testing.assert_array_equal(np.vstack(chunks), [[1, 1], [np.nan, 2], [np.nan, 3], [4, 4], [5, 5]])
     with pytest.raises(ValueError, match="'nope'"):
         list(iter_feature_table(tmp_path / "t.csv", ["a", "nope"]))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_iter_feature_table_in_small_blocks_equals_the_whole_file_read(tmp_path, monkeypatch, suffix):
+    """Blocks cut at line ends (here ~40 bytes) give the same rows as pandas reading it all."""
+    from lossless_triplet.data import iter_feature_table
+    from lossless_triplet.data import tables
+
+    monkeypatch.setattr(tables, "_TEXT_BLOCK_BYTES", 40)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(57, 3)) * 1000, columns=["a", "b", "c"]).round(3)
+    frame.iloc[[3, 20, 40], 1] = np.nan
+    frame["note"] = "x,y"  # quoted text column with the separator inside, not a feature
+    path = tmp_path / f"t{suffix}"
+    frame.to_csv(path, index=False)
+    chunks = list(iter_feature_table(path, ["c", "b"], chunk_rows=5))
+    assert all(len(c) <= 5 for c in chunks)
+    np.testing.assert_array_equal(np.vstack(chunks), frame[["c", "b"]].to_numpy(np.float32))
+
+
+def test_iter_feature_table_falls_back_to_the_checking_parser_mid_file(tmp_path, monkeypatch):
+    """Arrow refuses space-padded numbers and names no row; the rest of the file is then read by
+    the checking parser, which accepts the padding and names the row of a real error."""
+    from lossless_triplet.data import iter_feature_table
+    from lossless_triplet.data import tables
+
+    monkeypatch.setattr(tables, "_TEXT_BLOCK_BYTES", 16)
+    lines = ["a,b"] + [f"{i},{2 * i}" for i in range(10)] + [" 10 , 20 ", "11,22"]
+    path = write(tmp_path / "t.csv", "\n".join(lines) + "\n")
+    got = np.vstack(list(iter_feature_table(path, ["a", "b"], chunk_rows=3)))
+    np.testing.assert_array_equal(got, [[i, 2 * i] for i in range(12)])
+    write(path, "\n".join(lines + ["12,oops"]) + "\n")
+    with pytest.raises(ValueError, match=r"'b'.*'oops'.*data row 13"):
+        list(iter_feature_table(path, ["a", "b"], chunk_rows=3))
+
+
+@pytest.mark.parametrize("cell, why", [("inf", "infinite"), ("1e39", "float32 range")])
+def test_iter_feature_table_refuses_inf_and_float32_overflow_naming_the_row(tmp_path, cell, why):
+    from lossless_triplet.data import iter_feature_table
+
+    path = write(tmp_path / "t.csv", f"a,b\n1,2\n3,{cell}\n")
+    with pytest.raises(ValueError, match=rf"'b'.*{why}.*data row 2"):
+        list(iter_feature_table(path, ["a", "b"]))
