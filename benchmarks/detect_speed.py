@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
 
 from lossless_triplet.bundle import fit_fault_model
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    pa.set_cpu_count(args.threads)  # Arrow's CSV parser (it also follows OMP_NUM_THREADS)
 
     train, evaluation = load_kddi_nfv("train"), load_kddi_nfv("eval")
     model = fit_fault_model(train, view="kpi-stats", progress=False,

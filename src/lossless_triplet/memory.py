@@ -227,7 +227,7 @@ class FaultMemory:
         if not self.signatures_:
             raise ValueError("the fault memory has no signature left; add one with add(name, codes)")
         codes = _as_codes(codes, self.embedding_dim_)
-        names = np.array(self.names, dtype=object)
+        labels = np.array([*self.names, UNKNOWN])  # fixed-width str: indexing is a copy, not objects
         centroids = np.stack([s.centroid for s in self.signatures_.values()])
         radii = np.array(list(self.radii().values()))
         d2 = (codes**2).sum(1)[:, None] + (centroids**2).sum(1)[None, :] - 2 * codes @ centroids.T
@@ -238,10 +238,10 @@ class FaultMemory:
         covered = ratio <= 1
         unknown = ~covered.any(axis=1)
         best_covered = np.where(covered, distances, np.inf).argmin(axis=1)
-        status = np.where(unknown, UNKNOWN, names[best_covered])
+        status = np.where(unknown, len(self.names), best_covered)
         return {
-            "status": status.astype(str),
-            "nearest": names[nearest].astype(str),
+            "status": labels[status],
+            "nearest": labels[nearest],
             "distance": distances[rows, nearest],
             "unknown": unknown,
             "unknown_score": ratio.min(axis=1),

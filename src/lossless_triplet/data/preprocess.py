@@ -98,7 +98,8 @@ class Standardizer:
             ValueError: X not 2-D, a different number of columns than in ``fit``, or +/-inf.
         """
         self._check_fitted()
-        X = _check_matrix(X, expected_features=self.n_features_in_)
+        # float32 throughout (the output dtype): half the memory traffic of float64
+        X = _check_matrix(X, expected_features=self.n_features_in_, dtype=np.float32)
         missing = np.isnan(X)
         self.last_n_imputed_ = int(missing.sum())
         if self.last_n_imputed_:
@@ -107,8 +108,12 @@ class Standardizer:
                 self.last_n_imputed_,
                 int(missing.any(axis=1).sum()),
             )
-        filled = np.where(missing, self.median_, X)
-        return ((filled - self.mean_) / self.scale_).astype(np.float32)
+        X -= self.mean_.astype(np.float32)
+        X /= self.scale_.astype(np.float32)
+        if self.last_n_imputed_:
+            filled = ((self.median_ - self.mean_) / self.scale_).astype(np.float32)
+            np.copyto(X, np.broadcast_to(filled, X.shape), where=missing)
+        return X
 
     def fit_transform(self, X: np.ndarray) -> np.ndarray:
         """``fit(X)`` then ``transform(X)``; same shapes and errors as those two."""
@@ -180,10 +185,10 @@ class Standardizer:
         return f"Standardizer({fitted})"
 
 
-def _check_matrix(X: np.ndarray, expected_features: int | None) -> np.ndarray:
-    """float64 copy of X after shape and finiteness checks."""
+def _check_matrix(X: np.ndarray, expected_features: int | None, dtype=np.float64) -> np.ndarray:
+    """A copy of X as ``dtype`` after shape and finiteness checks."""
     try:
-        X = np.array(X, dtype=np.float64)
+        X = np.array(X, dtype=dtype)
     except (TypeError, ValueError) as error:
         raise ValueError(f"X must be a numeric array (n_rows, n_features): {error}") from error
     if X.ndim != 2:

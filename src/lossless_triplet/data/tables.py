@@ -341,7 +341,7 @@ def _numeric_text_chunks(
     import pyarrow.csv as pcsv
 
     sep, names = _text_layout(path, suffixes)
-    read = pcsv.ReadOptions(column_names=names, block_size=_TEXT_BLOCK_BYTES)
+    read = pcsv.ReadOptions(column_names=names)  # Arrow's own 1 MB blocks: one per thread
     parse = pcsv.ParseOptions(delimiter=sep)
     convert = pcsv.ConvertOptions(column_types=dict.fromkeys(feature_names, pa.float64()),
                                   include_columns=feature_names, null_values=_NA_VALUES)

@@ -62,34 +62,36 @@ def _group_index(groups: Mapping[str, list[int]], n_columns: int) -> np.ndarray:
 def _pooled_stats(scaled: np.ndarray, index: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """(n, F) scaled values -> (n, G * len(_STATS)) statistics of every group at once.
 
-    The groups are gathered into one NaN-padded (n, G, W) block, so the cost is a fixed
-    number of NumPy calls whatever the number of groups (one row costs microseconds, not
-    milliseconds). NaN where a group has no observed value (imputed downstream).
+    The groups are gathered into one NaN-padded (n, G, W) block and sorted along W (NaN sorts
+    last), so the cost is a fixed number of NumPy passes whatever the number of groups (one
+    row costs microseconds, not milliseconds). NaN where a group has no observed value
+    (imputed downstream).
     """
-    n = len(scaled)
+    n, k = len(scaled), N_EXTREMES
     padded = np.concatenate([scaled, np.full((n, 1), np.nan, dtype=scaled.dtype)], axis=1)
-    values = padded[:, index]  # (n, G, W)
-    observed = ~np.isnan(values)
-    n_valid = observed.sum(axis=2)
-    ordered = np.sort(values, axis=2)  # NaN sorts last
-    k = N_EXTREMES
-    low = np.full((n, len(index), k), np.nan, dtype=scaled.dtype)
+    ordered = np.take(padded, index, axis=1)  # (n, G, W)
+    ordered.sort(axis=2)
     width = min(k, index.shape[1])
-    low[:, :, :width] = ordered[:, :, :width]
-    top = n_valid[:, :, None] - 1 - np.arange(k)  # positions of the highest, descending
+    stats = np.full((n, len(index), len(_STATS)), np.nan, dtype=scaled.dtype)
+    missing = np.isnan(ordered)
+    n_valid = index.shape[1] - missing.sum(axis=2)
+    # lowest values: the first positions (NaN past the observed ones, as wanted)
+    stats[:, :, 0] = ordered[:, :, 0]
+    stats[:, :, 4:4 + width] = ordered[:, :, :width]
+    # highest values: counted back from the last observed position
+    top = n_valid[:, :, None] - 1 - np.arange(k)
     high = np.take_along_axis(ordered, np.clip(top, 0, None), axis=2)
     high[top < 0] = np.nan
-    low[np.arange(k) >= n_valid[:, :, None]] = np.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN groups give NaN
-        total = np.where(observed, values, 0).sum(axis=2)
-        mean = total / n_valid
-        std = np.sqrt(np.where(observed, (values - mean[:, :, None]) ** 2, 0).sum(axis=2) / n_valid)
-    minimum = np.where(n_valid > 0, ordered[:, :, 0], np.nan)
-    maximum = high[:, :, 0]
-    missing = 1 - n_valid / sizes
-    stats = np.concatenate([minimum[..., None], maximum[..., None], mean[..., None], std[..., None],
-                            low, high, missing[..., None]], axis=2)  # (n, G, len(_STATS))
+    stats[:, :, 4 + k:4 + 2 * k] = high
+    stats[:, :, 1] = high[:, :, 0]
+    ordered[missing] = 0
+    with np.errstate(invalid="ignore", divide="ignore"):  # all-NaN groups give NaN
+        mean = ordered.sum(axis=2) / n_valid
+        ordered -= mean[:, :, None]
+        ordered[missing] = 0
+        stats[:, :, 3] = np.sqrt(np.einsum("ngw,ngw->ng", ordered, ordered) / n_valid)
+    stats[:, :, 2] = mean
+    stats[:, :, -1] = 1 - n_valid / sizes
     return stats.reshape(n, -1)
 
 
@@ -162,8 +164,8 @@ class FeatureView:
         return self.median_.astype(np.float32)
 
     @property
-    def _iqr32(self) -> np.ndarray:
-        return self.iqr_.astype(np.float32)
+    def _inv_iqr32(self) -> np.ndarray:
+        return (1 / self.iqr_).astype(np.float32)
 
     @property
     def needs_previous_row(self) -> bool:
@@ -202,7 +204,13 @@ class FeatureView:
         return np.hstack(blocks).astype(np.float32, copy=False)
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
-        return (signed_log1p(X) - self._median32) / self._iqr32
+        """(signed_log1p(X) - median) / iqr, in float32, computed in place (one buffer)."""
+        out = np.abs(X)
+        np.log1p(out, out=out)
+        np.copysign(out, X, out=out)
+        out -= self._median32
+        out *= self._inv_iqr32
+        return out
 
     def _pooled(self, scaled: np.ndarray) -> np.ndarray:
         index = _group_index(self.groups_, scaled.shape[1])
