@@ -97,3 +97,17 @@ def test_errors():
         FaultMemory(quantile=0)
     with pytest.raises(ValueError, match="corrupt"):
         FaultMemory.from_state({"quantile": 0.9}, {})
+
+
+def test_identify_follows_add_and_remove_after_a_cached_call():
+    """identify caches centroids and radii; every change of the signatures must show at once."""
+    memory = FaultMemory(min_members=2).fit(np.array([[0.0, 0.0], [0.1, 0.0], [1.0, 1.0], [0.9, 1.0]]),
+                                            np.array([0, 0, 1, 1]), ["normal", "fault"])
+    probe = np.array([[0.5, 0.0]])
+    assert memory.identify(probe)["nearest"].tolist() == ["normal"]
+    memory.add("new", probe)
+    assert memory.identify(probe)["status"].tolist() == ["new"]
+    memory.remove("new")
+    assert memory.identify(probe)["nearest"].tolist() == ["normal"]
+    memory.add("normal", np.array([[2.0, 2.0]] * 10))  # extending moves the centroid to (1.52, 1.52)
+    assert memory.identify(probe)["nearest"].tolist() == ["fault"]

@@ -208,6 +208,22 @@ class FaultMemory:
                 for n, s in self.signatures_.items()]
 
     # ------------------------------------------------------------------ matching
+    def _matching(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(names + ``unknown`` as fixed-width str, (S, N) centroids, (S,) radii) for :meth:`identify`.
+
+        Cached: the radii take quantiles over every kept member code, far more work than
+        matching one row. The cache is keyed on the Signature objects themselves, which
+        :meth:`add` replaces and :meth:`remove` drops, so any change rebuilds it.
+        """
+        key = tuple(self.signatures_.values())
+        cached = getattr(self, "_matching_cache", None)
+        if cached is None or len(cached[0]) != len(key) or any(a is not b for a, b in zip(cached[0], key)):
+            labels = np.array([*self.signatures_, UNKNOWN])  # str, not objects: indexing is a plain copy
+            centroids = np.stack([s.centroid for s in key])
+            cached = (key, (labels, centroids, np.array(list(self.radii().values()))))
+            self._matching_cache = cached
+        return cached[1]
+
     def identify(self, codes) -> dict[str, np.ndarray]:
         """Nearest signature, distance and unknown flag of every code.
 
@@ -227,9 +243,7 @@ class FaultMemory:
         if not self.signatures_:
             raise ValueError("the fault memory has no signature left; add one with add(name, codes)")
         codes = _as_codes(codes, self.embedding_dim_)
-        labels = np.array([*self.names, UNKNOWN])  # fixed-width str: indexing is a copy, not objects
-        centroids = np.stack([s.centroid for s in self.signatures_.values()])
-        radii = np.array(list(self.radii().values()))
+        labels, centroids, radii = self._matching()
         d2 = (codes**2).sum(1)[:, None] + (centroids**2).sum(1)[None, :] - 2 * codes @ centroids.T
         distances = np.sqrt(np.maximum(d2, 0.0))
         nearest = distances.argmin(axis=1)
@@ -238,7 +252,7 @@ class FaultMemory:
         covered = ratio <= 1
         unknown = ~covered.any(axis=1)
         best_covered = np.where(covered, distances, np.inf).argmin(axis=1)
-        status = np.where(unknown, len(self.names), best_covered)
+        status = np.where(unknown, len(centroids), best_covered)
         return {
             "status": labels[status],
             "nearest": labels[nearest],
