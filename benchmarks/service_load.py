@@ -9,8 +9,8 @@ Run by hand from the repository root (not part of the test suite)::
 What it measures (one uvicorn worker; server and client share the machine's cores):
 
 - single-row ``POST /v1/identify`` at concurrency 16 (``--concurrency``): requests/s, p50 and p99 latency;
-- batched ``POST /v1/identify``, ``--batch-rows`` rows per request (columns layout) at concurrency 2:
-  rows/s and latency.
+- batched ``POST /v1/identify``, ``--batch-rows`` rows per request at concurrency 2, sent as JSON
+  columns and as an Arrow IPC stream: rows/s and latency.
 
 The load client is ``wrk`` when it is on PATH (C, HdrHistogram latencies; bounded by ``--duration``),
 else an asyncio + httpx client bounded by ``--duration`` and ``--max-requests``. Every run first
@@ -87,8 +87,14 @@ def stop_server(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def bodies(batch_rows: int) -> tuple[bytes, bytes]:
-    """(one row as {"rows": [...]}, ``batch_rows`` rows as {"columns": ...}) from the KDDI eval split."""
+JSON, ARROW = "application/json", "application/vnd.apache.arrow.stream"
+
+
+def bodies(batch_rows: int) -> tuple[bytes, bytes, bytes]:
+    """Bodies from the KDDI eval split: one row as {"rows": [...]}; ``batch_rows`` rows as
+    {"columns": ...}; the same ``batch_rows`` rows as an Arrow IPC stream."""
+    import pyarrow as pa
+
     from lossless_triplet.data import load_kddi_nfv
 
     data = load_kddi_nfv("eval")
@@ -98,7 +104,11 @@ def bodies(batch_rows: int) -> tuple[bytes, bytes]:
     single = json.dumps({"rows": [dict(zip(names, cells[0]))]}).encode()
     picks = np.resize(np.arange(len(cells)), batch_rows)
     columns = {name: [cells[i][j] for i in picks] for j, name in enumerate(names)}
-    return single, json.dumps({"columns": columns}).encode()
+    table = pa.table({name: pa.array(values[picks, j], from_pandas=True) for j, name in enumerate(names)})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return single, json.dumps({"columns": columns}).encode(), sink.getvalue().to_pybytes()
 
 
 # --------------------------------------------------------------------------- clients
@@ -108,7 +118,7 @@ local f = assert(io.open(os.getenv("WRK_BODY"), "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
-wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Content-Type"] = os.getenv("WRK_CONTENT_TYPE")
 """
 
 
@@ -117,14 +127,15 @@ def _seconds(text: str) -> float:
     return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
 
 
-def run_wrk(url: str, body: bytes, concurrency: int, duration: float, workdir: Path) -> dict:
+def run_wrk(url: str, body: bytes, content_type: str, concurrency: int, duration: float, workdir: Path) -> dict:
     """wrk -t1 (one client thread: the cores are shared with the server)."""
     (workdir / "body.json").write_bytes(body)
     (workdir / "post.lua").write_text(_WRK_SCRIPT)
     command = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--timeout", "10s", "--latency",
                "-s", str(workdir / "post.lua"), url]
     text = subprocess.run(command, capture_output=True, text=True, check=True,
-                          env={**os.environ, "WRK_BODY": str(workdir / "body.json")}).stdout
+                          env={**os.environ, "WRK_BODY": str(workdir / "body.json"),
+                               "WRK_CONTENT_TYPE": content_type}).stdout
     percentiles = {p: _seconds(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", text, re.MULTILINE)}
     total = int(re.search(r"(\d+) requests in", text).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
@@ -135,7 +146,8 @@ def run_wrk(url: str, body: bytes, concurrency: int, duration: float, workdir: P
             "non_2xx": int(errors[1]) if errors else 0, "socket_errors": socket_errors[1] if socket_errors else None}
 
 
-async def _run_httpx(url: str, body: bytes, concurrency: int, duration: float, max_requests: int) -> dict:
+async def _run_httpx(url: str, body: bytes, content_type: str, concurrency: int, duration: float,
+                     max_requests: int) -> dict:
     import httpx
 
     latencies, failures = [], 0
@@ -148,7 +160,7 @@ async def _run_httpx(url: str, body: bytes, concurrency: int, duration: float, m
             while time.perf_counter() < deadline and issued < max_requests:
                 issued += 1
                 start = time.perf_counter()
-                response = await client.post(url, content=body, headers={"Content-Type": "application/json"})
+                response = await client.post(url, content=body, headers={"Content-Type": content_type})
                 latencies.append(time.perf_counter() - start)
                 failures += response.status_code != 200
 
@@ -170,19 +182,19 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_load(url: str, body: bytes, concurrency: int, duration: float, max_requests: int, workdir: Path,
-             client: str, server_pid: int) -> dict:
+def run_load(url: str, body: bytes, content_type: str, concurrency: int, duration: float, max_requests: int,
+             workdir: Path, client: str, server_pid: int) -> dict:
     """One bounded load run; checks a first request answers 200; adds the server's CPU time per request."""
     import httpx
 
-    check = httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=60)
+    check = httpx.post(url, content=body, headers={"Content-Type": content_type}, timeout=60)
     if check.status_code != 200:
         raise RuntimeError(f"{url} answered {check.status_code}: {check.text[:300]}")
     cpu_before = cpu_seconds(server_pid)
     if client == "wrk":
-        result = run_wrk(url, body, concurrency, duration, workdir)
+        result = run_wrk(url, body, content_type, concurrency, duration, workdir)
     else:
-        result = asyncio.run(_run_httpx(url, body, concurrency, duration, max_requests))
+        result = asyncio.run(_run_httpx(url, body, content_type, concurrency, duration, max_requests))
     cpu_after = cpu_seconds(server_pid)
     if cpu_before is not None and cpu_after is not None and result["requests"]:
         # What the load would cost on idle cores: CPU time, not wall time, per request.
@@ -210,31 +222,36 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = args.model or build_model(tmp / "model")
-        single, batch = bodies(args.batch_rows)
+        single, batch_json, batch_arrow = bodies(args.batch_rows)
         port = free_port()
         load_before = os.getloadavg()
         server = start_server(model, port, tmp / "server.log", args.server_threads)
         url = f"http://127.0.0.1:{port}/v1/identify"
         try:
-            run_load(url, single, 4, 1.0, 500, tmp, "httpx", server.pid)  # warm-up
-            one = run_load(url, single, args.concurrency, args.duration, args.max_requests, tmp, client, server.pid)
-            many = run_load(url, batch, args.batch_concurrency, args.duration, args.max_requests, tmp, client,
-                            server.pid)
+            run_load(url, single, JSON, 4, 1.0, 500, tmp, "httpx", server.pid)  # warm-up
+            one = run_load(url, single, JSON, args.concurrency, args.duration, args.max_requests, tmp, client,
+                           server.pid)
+            many = {kind: run_load(url, body, kind, args.batch_concurrency, args.duration, args.max_requests, tmp,
+                                   client, server.pid)
+                    for kind, body in ((JSON, batch_json), (ARROW, batch_arrow))}
         finally:
             stop_server(server)
-    many["rows_per_s"] = many["requests_per_s"] * args.batch_rows
+    for run in many.values():
+        run["rows_per_s"] = run["requests_per_s"] * args.batch_rows
     document = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()} | {"client": client},
-        "single_row": one, "batched": many,
+        "single_row": one, "batched_json_columns": many[JSON], "batched_arrow": many[ARROW],
     }
     if args.json:
         args.json.write_text(json.dumps(document, indent=1) + "\n")
     print("| run | client | requests | requests/s | rows/s | p50 ms | p99 ms | non-2xx | server CPU ms/request |\n"
           "|---|---|---|---|---|---|---|---|---|")
-    for label, run, rows in ((f"1 row, {args.concurrency} connections", one, 1),
-                             (f"{args.batch_rows} rows, {args.batch_concurrency} connections", many, args.batch_rows)):
+    batched = f"{args.batch_rows} rows, {args.batch_concurrency} connections"
+    for label, run, rows in ((f"1 row (JSON), {args.concurrency} connections", one, 1),
+                             (f"{batched}, JSON columns", many[JSON], args.batch_rows),
+                             (f"{batched}, Arrow IPC stream", many[ARROW], args.batch_rows)):
         cpu = run.get("server_cpu_ms_per_request")
         print(f"| {label} | {run['client']} | {run['requests']} | {run['requests_per_s']:.1f} "
               f"| {run['requests_per_s'] * rows:.0f} | {run['p50_ms']:.1f} | {run['p99_ms']:.1f} | {run['non_2xx']} "

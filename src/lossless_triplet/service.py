@@ -18,6 +18,9 @@ model's feature columns a row may carry ``source`` (string: which network functi
 or probe it watches) and ``timestamp`` (number or string, echoed in events); any
 other key is refused with 422 naming it, as is a missing feature column, a
 non-numeric, boolean, infinite or beyond-float32 value, and an empty row list.
+``POST /v1/identify`` also takes the same columns as an Arrow IPC stream
+(``Content-Type: application/vnd.apache.arrow.stream``), the fast way to send
+thousands of rows (see :func:`parse_arrow`).
 
 Design:
 
@@ -41,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import gc
 import hmac
 import itertools
 import json
@@ -56,7 +60,7 @@ import urllib.request
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,7 +80,7 @@ except ImportError:  # pragma: no cover - the stdlib path below is always correc
     orjson = None
 
 __all__ = ["TOKEN_ENV", "DEFAULT_MAX_BODY_BYTES", "EXTRA_FIELDS", "BadRequest", "EventNotifier", "FaultService",
-           "create_app", "identify_many", "parse_rows", "read_token"]
+           "create_app", "identify_many", "parse_arrow", "parse_rows", "read_token"]
 
 logger = logging.getLogger("lossless_triplet.service")
 event_logger = logging.getLogger("lossless_triplet.events")
@@ -92,7 +96,10 @@ THREAD_PARSE_BYTES = 256 * 2**10  # bodies past this are parsed off the event lo
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNKNOWN_RATE_WINDOW = 1000  # rows behind the unknown-rate gauge
+# rows from which a batch's features are computed on two threads (below it the hand-off costs more)
+PARALLEL_ROWS = 2048
 LOCK_FILE = ".serve.lock"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"  # media type of an Arrow IPC stream body
 
 
 # --------------------------------------------------------------------------- input
@@ -235,6 +242,70 @@ def _check_extras(extra: set, where: str) -> None:
                               f"and optionally {' and '.join(EXTRA_FIELDS)} (GET /v1/model lists the features)")
 
 
+def parse_arrow(body: bytes, feature_names: Sequence[str]) -> Rows:
+    """Validate an Arrow IPC stream body (one table, one column per feature) and build the raw matrix.
+
+    The binary alternative to JSON for bulk rows (``Content-Type:
+    application/vnd.apache.arrow.stream``): no text to parse, so a 5,000-row body
+    decodes in well under a millisecond instead of ~45 ms of JSON. Columns: every
+    feature (integer or floating point; null = missing), optionally ``source``
+    (string) and ``timestamp`` (integer, floating point or string); same meaning
+    and limits as the JSON shapes of :func:`parse_rows`.
+
+    Returns:
+        :class:`Rows` with raw (n, F) float32, NaN for null.
+
+    Raises:
+        BadRequest: an empty or malformed stream (400); missing, repeated or extra
+            columns, a column of another type, an infinite or beyond-float32 value
+            (column and row named), no rows (422).
+    """
+    import pyarrow as pa
+    import pyarrow.types as pat
+
+    if not body:
+        raise BadRequest(400, f"empty request body: send an Arrow IPC stream ({ARROW_STREAM})")
+    try:
+        table = pa.ipc.open_stream(body).read_all()
+    except (pa.ArrowException, OSError) as error:
+        raise BadRequest(400, f"malformed Arrow IPC stream: {error}") from None
+    names, columns = list(feature_names), table.column_names
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise BadRequest(422, f"the Arrow table repeats column(s) {_listed(repeated)}")
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise BadRequest(422, f"the Arrow table lacks feature column(s) {_listed(missing)}; send every model "
+                              "feature (null for a missing value)")
+    _check_extras(set(columns) - set(names), "the Arrow table")
+    if table.num_rows == 0:
+        raise BadRequest(422, "the Arrow table has no rows: send at least one row")
+    matrix = np.empty((table.num_rows, len(names)), dtype=np.float32)
+    for j, name in enumerate(names):
+        column = table.column(name)
+        if not (pat.is_integer(column.type) or pat.is_floating(column.type) or pat.is_null(column.type)):
+            raise BadRequest(422, f"column {name!r} has Arrow type {column.type}: send integers or floating point "
+                                  "numbers, null for a missing value")
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused below
+            matrix[:, j] = column.to_numpy(zero_copy_only=False)
+    infinite = np.argwhere(np.isinf(matrix))
+    if infinite.size:
+        i, j = (int(k) for k in infinite[0])
+        raise BadRequest(422, f"column {names[j]!r} row {i} is infinite or beyond the float32 range (about "
+                              "3.4e38): send a finite number, or null for a missing value")
+    sources = timestamps = None
+    if "source" in columns:
+        if not (pat.is_string(table.column("source").type) or pat.is_large_string(table.column("source").type)):
+            raise BadRequest(422, f"column 'source' has Arrow type {table.column('source').type}: send strings")
+        sources = [_source(v, f"row {i}") for i, v in enumerate(table.column("source").to_pylist())]
+    if "timestamp" in columns:
+        kind = table.column("timestamp").type
+        if not (pat.is_integer(kind) or pat.is_floating(kind) or pat.is_string(kind) or pat.is_large_string(kind)):
+            raise BadRequest(422, f"column 'timestamp' has Arrow type {kind}: send numbers or strings")
+        timestamps = table.column("timestamp").to_pylist()
+    return Rows(matrix, sources, timestamps)
+
+
 def _from_records(records, names: list[str]) -> Rows:
     if not isinstance(records, list):
         raise BadRequest(422, f"\"rows\" is {_json_type(records)}; send an array of objects keyed by feature name")
@@ -345,13 +416,16 @@ def _fault_name(document) -> str:
 # --------------------------------------------------------------------------- identification
 
 
-def identify_many(model: FaultModel, memory, raws: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+def identify_many(model: FaultModel, memory, raws: Sequence[np.ndarray], *,
+                  pool: Executor | None = None) -> list[dict[str, np.ndarray]]:
     """Identify several independent row blocks in one pass, each as ``FaultModel.identify(raw)`` would.
 
     Delta views see each block on its own: a block's first row has no previous
     row. Blocks are stacked with an all-missing row before each, which makes the
     first delta of every block missing exactly as ``previous=None`` does; views
     and the scaler work row by row, so nothing else crosses a block boundary.
+    With a ``pool``, the features of a stack of at least :data:`PARALLEL_ROWS` rows
+    are computed as two halves at once, one on the pool (NumPy releases the GIL).
 
     Shape: raws: k arrays (n_i, F) float32, NaN = missing. Returns k dicts of (n_i,) arrays
     (the keys of :meth:`~lossless_triplet.memory.FaultMemory.identify`).
@@ -361,17 +435,26 @@ def identify_many(model: FaultModel, memory, raws: Sequence[np.ndarray]) -> list
     """
     from .models import encode
 
-    if len(raws) == 1:
-        return [memory.identify(model.encode(raws[0]))]
     sizes = [len(raw) for raw in raws]
-    if model.view.needs_previous_row:
+    keep = None
+    if len(raws) == 1:
+        stacked = raws[0]
+    elif model.view.needs_previous_row:
         gap = np.full((1, raws[0].shape[1]), np.nan, dtype=np.float32)
         stacked = np.concatenate([part for raw in raws for part in (gap, raw)])
         keep = np.ones(len(stacked), dtype=bool)
         keep[np.cumsum([0] + [n + 1 for n in sizes[:-1]])] = False
-        features = model.features(stacked)[keep]
     else:
-        features = model.features(np.concatenate(raws))
+        stacked = np.concatenate(raws)
+    if pool is None or len(stacked) < PARALLEL_ROWS:
+        features = model.features(stacked)
+    else:
+        middle = len(stacked) // 2
+        first = pool.submit(model.features, stacked[:middle])
+        second = model.features(stacked[middle:], previous=stacked[middle - 1])
+        features = np.concatenate([first.result(), second])
+    if keep is not None:
+        features = features[keep]
     result = memory.identify(encode(model.encoder, features))
     bounds = np.cumsum([0, *sizes])
     return [{key: value[a:b] for key, value in result.items()} for a, b in zip(bounds[:-1], bounds[1:])]
@@ -611,6 +694,7 @@ class FaultService:
         if webhook:
             self.notifier = EventNotifier(webhook, on_outcome=lambda o: self.metrics.events.labels(o).inc(),
                                           **(webhook_options or {}))
+        self._half_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="identify-half")
         self.batcher = _Batcher(self._identify_batch)
         self.model.encode(np.zeros((1, len(self.model.feature_names)), dtype=np.float32))  # warm up torch
 
@@ -630,7 +714,7 @@ class FaultService:
 
     # ---------------------------------------------------------------- identify
     def _identify_batch(self, raws: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
-        return identify_many(self.model, self.memory, raws)
+        return identify_many(self.model, self.memory, raws, pool=self._half_pool)
 
     async def identify(self, rows: Rows) -> list[dict]:
         """Identify validated rows (batched with concurrent requests); emits status-change events.
@@ -722,6 +806,7 @@ class FaultService:
         if self.notifier is not None:
             self.notifier.close()
         self.batcher.close()
+        self._half_pool.shutdown(wait=True)
 
 
 def _finite(value) -> float | None:
@@ -892,6 +977,10 @@ def create_app(model_dir: str | Path, *, token: str | None = None, webhook: str 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         handle = _lock_bundle(service.model_dir) if lock else None
+        # torch, pandas and FastAPI leave ~10^5 long-lived objects; without this every full
+        # garbage collection walks them all and stalls requests (measured: p99 188 -> see README).
+        gc.collect()
+        gc.freeze()
         if service.notifier is not None:
             service.notifier.start()
         try:
@@ -906,9 +995,16 @@ def create_app(model_dir: str | Path, *, token: str | None = None, webhook: str 
                   "add fault types from one example, and follow status changes per source.")
     app.state.service = service
 
-    async def rows_from(request: Request, allowed_keys: Sequence[str] = ()) -> tuple[dict | list, Rows]:
+    async def rows_from(request: Request, allowed_keys: Sequence[str] = (), arrow: bool = False
+                        ) -> tuple[dict | list | None, Rows]:
         body = await request.body()
-        work = lambda: _parse(body, feature_names, allowed_keys)  # noqa: E731
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() == ARROW_STREAM:
+            if not arrow:
+                raise HTTPException(415, f"{request.url.path} takes JSON only ({ARROW_STREAM} is for "
+                                         "POST /v1/identify)")
+            work = lambda: (None, parse_arrow(body, feature_names))  # noqa: E731
+        else:
+            work = lambda: _parse(body, feature_names, allowed_keys)  # noqa: E731
         try:
             if len(body) > THREAD_PARSE_BYTES:
                 return await asyncio.get_running_loop().run_in_executor(None, work)
@@ -924,13 +1020,19 @@ def create_app(model_dir: str | Path, *, token: str | None = None, webhook: str 
             raise HTTPException(401, "missing or wrong bearer token: send the header 'Authorization: Bearer TOKEN'",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    @app.post("/v1/identify", tags=["identify"], openapi_extra=_body_doc(_ROWS_SCHEMA, _IDENTIFY_EXAMPLE),
+    identify_doc = _body_doc(_ROWS_SCHEMA, _IDENTIFY_EXAMPLE)
+    identify_doc["requestBody"]["content"][ARROW_STREAM] = {"schema": {
+        "type": "string", "format": "binary", "description": "an Arrow IPC stream: one column per feature "
+        "(integers or floats, null = missing), optional source (strings) and timestamp"}}
+
+    @app.post("/v1/identify", tags=["identify"], openapi_extra=identify_doc,
               summary="Identify rows: normal, a known fault, or unknown")
     async def identify(request: Request):
         """Per row, in order: ``status`` (a known status or ``unknown``), ``nearest`` (nearest signature),
         ``distance`` (Euclidean, code space), ``unknown`` (bool), ``unknown_score`` (distance / radius; > 1 is
-        unknown) and ``source`` when given. Same as ``lossless-triplet detect`` on a table of these rows."""
-        _, rows = await rows_from(request)
+        unknown) and ``source`` when given. Same as ``lossless-triplet detect`` on a table of these rows.
+        Bulk rows are fastest as an Arrow IPC stream (``Content-Type: application/vnd.apache.arrow.stream``)."""
+        _, rows = await rows_from(request, arrow=True)
         return _json_response({"n_rows": len(rows.raw), "results": await service.identify(rows)})
 
     @app.get("/v1/faults", tags=["faults"], summary="List the fault signatures")

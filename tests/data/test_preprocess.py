@@ -92,3 +92,17 @@ def test_errors():
     bad = scaler.to_dict() | {"scale": [1.0, 1.0]}
     with pytest.raises(ValueError, match="'scale' must be 3"):
         Standardizer.from_dict(bad)
+
+
+def test_transform_imputes_when_called_from_several_threads_at_once():
+    """The service computes two halves of a batch at once; one call's count must not leak into the other."""
+    import concurrent.futures
+
+    rng = np.random.default_rng(0)
+    scaler = Standardizer().fit(rng.normal(size=(50, 4)))
+    holes = rng.normal(size=(2000, 4))
+    holes[::3, 1] = np.nan
+    clean = rng.normal(size=(2000, 4))
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        outputs = list(pool.map(scaler.transform, [holes, clean] * 100))
+    assert not any(np.isnan(out).any() for out in outputs)

@@ -101,16 +101,17 @@ class Standardizer:
         # float32 throughout (the output dtype): half the memory traffic of float64
         X = _check_matrix(X, expected_features=self.n_features_in_, dtype=np.float32)
         missing = np.isnan(X)
-        self.last_n_imputed_ = int(missing.sum())
-        if self.last_n_imputed_:
+        n_imputed = int(missing.sum())  # a local: transform may run on several threads at once
+        self.last_n_imputed_ = n_imputed
+        if n_imputed:
             logger.info(
                 "Standardizer: imputed %d missing cell(s) with training medians in %d row(s)",
-                self.last_n_imputed_,
+                n_imputed,
                 int(missing.any(axis=1).sum()),
             )
         X -= self.mean_.astype(np.float32)
         X /= self.scale_.astype(np.float32)
-        if self.last_n_imputed_:
+        if n_imputed:
             filled = ((self.median_ - self.mean_) / self.scale_).astype(np.float32)
             np.copyto(X, np.broadcast_to(filled, X.shape), where=missing)
         return X
