@@ -204,8 +204,8 @@ def _check_matrix(X: np.ndarray, expected_features: int | None, dtype=np.float64
         )
     if expected_features is None and (X.shape[0] == 0 or X.shape[1] == 0):
         raise ValueError(f"fit needs at least one row and one column; got shape {X.shape}")
-    infinite = np.argwhere(np.isinf(X))
-    if infinite.size:
+    if np.isinf(X).any():
+        infinite = np.argwhere(np.isinf(X))
         row, column = (int(i) for i in infinite[0])
         raise ValueError(
             f"X has an infinite value at row {row}, column {column} (0-based; "
