@@ -230,3 +230,21 @@ def test_iter_feature_table_refuses_inf_and_float32_overflow_naming_the_row(tmp_
     path = write(tmp_path / "t.csv", f"a,b\n1,2\n3,{cell}\n")
     with pytest.raises(ValueError, match=rf"'b'.*{why}.*data row 2"):
         list(iter_feature_table(path, ["a", "b"]))
+
+
+@pytest.mark.parametrize("line, count", [("3,4,5", 3), ("3", 1)])
+def test_iter_feature_table_names_a_line_with_another_field_count(tmp_path, line, count):
+    """pandas would drop the extra field (or fill the short line with NaN) without a word."""
+    from lossless_triplet.data import iter_feature_table
+
+    path = write(tmp_path / "t.csv", f"a,b\n1,2\n\n{line}\n6,7\n")
+    with pytest.raises(ValueError, match=rf"data row 2 .* has {count} field\(s\) but the header has 2"):
+        list(iter_feature_table(path, ["a", "b"]))
+
+
+def test_iter_feature_table_reads_a_bom_and_quoted_line_breaks(tmp_path):
+    from lossless_triplet.data import iter_feature_table
+
+    path = tmp_path / "t.csv"
+    path.write_bytes(b'\xef\xbb\xbfa,b,note\r\n1,2,"two\nlines"\r\n3,4,x\r\n')
+    np.testing.assert_array_equal(np.vstack(list(iter_feature_table(path, ["a", "b"]))), [[1, 2], [3, 4]])

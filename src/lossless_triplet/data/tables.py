@@ -348,8 +348,13 @@ def _numeric_text_chunks(
     done = 0
     try:
         for block in _line_blocks(path, _TEXT_BLOCK_BYTES):
-            table = pcsv.read_csv(pa.BufferReader(block), read_options=read, parse_options=parse,
-                                  convert_options=convert)
+            try:
+                table = pcsv.read_csv(pa.BufferReader(block), read_options=read, parse_options=parse,
+                                      convert_options=convert)
+            except pa.ArrowInvalid as error:
+                if "CSV parse error" in str(error):  # a line with another number of fields than the header?
+                    _check_field_counts(path, block, sep, len(names), done)
+                raise
             for batch in table.to_batches(max_chunksize=chunk_rows):
                 yield _arrow_matrix(batch, feature_names, path, done)
                 done += batch.num_rows
@@ -360,6 +365,27 @@ def _numeric_text_chunks(
             frame.columns = [str(c) for c in frame.columns]
             yield _feature_matrix(frame, feature_names, path, first_row)
             first_row += len(frame)
+
+
+def _check_field_counts(path: Path, block: bytes, sep: str, n_fields: int, first_row: int) -> None:
+    """Raise the error naming the first line of ``block`` whose field count differs from the header's
+    (pandas would silently drop extra fields of the columns it reads, or fill short lines with NaN).
+
+    Returns when every line has the header's count (e.g. a quoted value holding a line break,
+    which Arrow's block parser refuses and pandas reads)."""
+    lines = block.decode("utf-8", errors="replace").splitlines()
+    row = first_row
+    for fields in csv.reader(lines, delimiter=sep):
+        if not fields:  # a blank line is skipped, not a row
+            continue
+        row += 1
+        if len(fields) != n_fields:
+            shown = sep.join(fields)
+            raise ValueError(
+                f"{path}: data row {row} (1-based, header not counted) has {len(fields)} field(s) but the header "
+                f"has {n_fields}: {shown[:80]!r}{'...' if len(shown) > 80 else ''}; fix the line (an empty field "
+                "is a missing value)"
+            )
 
 
 def _line_blocks(path: Path, block_bytes: int) -> Iterator[bytes]:
@@ -489,7 +515,7 @@ def _text_layout(path: Path, suffixes: list[str]) -> tuple[str, list[str]]:
 
 def _header_line(path: Path) -> str:
     opener = gzip.open if path.suffix.lower() == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as handle:
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle:  # -sig: drop a BOM
         return handle.readline().rstrip("\r\n")
 
 
