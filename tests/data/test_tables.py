@@ -248,3 +248,60 @@ def test_iter_feature_table_reads_a_bom_and_quoted_line_breaks(tmp_path):
     path = tmp_path / "t.csv"
     path.write_bytes(b'\xef\xbb\xbfa,b,note\r\n1,2,"two\nlines"\r\n3,4,x\r\n')
     np.testing.assert_array_equal(np.vstack(list(iter_feature_table(path, ["a", "b"]))), [[1, 2], [3, 4]])
+
+
+def test_fallback_after_blank_lines_keeps_rows_and_row_numbers_aligned(tmp_path, monkeypatch):
+    """Blank lines are not rows: after Arrow gives up in a later block, the checking parser must
+    resume at the right data row (it once counted file lines and wrote rows twice)."""
+    from lossless_triplet.data import iter_feature_table
+    from lossless_triplet.data import tables
+
+    monkeypatch.setattr(tables, "_TEXT_BLOCK_BYTES", 64)
+    rows = [f"{i},{2 * i}" for i in range(40)]
+    text = "a,b\n" + "\n".join(rows[:5]) + "\n\n\n" + "\n".join(rows[5:30]) + "\n 30 , 60 \n" + "\n".join(rows[31:])
+    path = write(tmp_path / "t.csv", text + "\n")
+    got = np.vstack(list(iter_feature_table(path, ["a", "b"], chunk_rows=4)))
+    np.testing.assert_array_equal(got, [[i, 2 * i] for i in range(40)])
+    write(path, text.replace(" 30 , 60 ", "30,abc") + "\n")
+    with pytest.raises(ValueError, match=r"'abc' in data row 31 "):
+        list(iter_feature_table(path, ["a", "b"], chunk_rows=4))
+
+
+@pytest.mark.parametrize("end", ["\r", "\r\n", "\n"])
+def test_every_line_end_reads_the_same(tmp_path, monkeypatch, end):
+    from lossless_triplet.data import iter_feature_table
+    from lossless_triplet.data import tables
+
+    monkeypatch.setattr(tables, "_TEXT_BLOCK_BYTES", 7)  # cuts fall inside CRLF pairs too
+    path = tmp_path / "t.csv"
+    path.write_bytes(end.join(["a,b", *(f"{i},{i + 1}" for i in range(20))]).encode() + end.encode())
+    np.testing.assert_array_equal(np.vstack(list(iter_feature_table(path, ["a", "b"]))),
+                                  [[i, i + 1] for i in range(20)])
+
+
+def test_damaged_or_misnamed_gzip_gets_a_clear_error(tmp_path):
+    from lossless_triplet.data import iter_feature_table
+
+    packed = gzip.compress(("a,b\n" + "1,2\n" * 5000).encode())
+    (tmp_path / "cut.csv.gz").write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(ValueError, match="damaged or cut short"):
+        list(iter_feature_table(tmp_path / "cut.csv.gz", ["a", "b"]))
+    (tmp_path / "t.csv").write_bytes(packed)
+    with pytest.raises(ValueError, match="gzip-compressed but not named .gz: rename it t.csv.gz"):
+        list(iter_feature_table(tmp_path / "t.csv", ["a", "b"]))
+
+
+def test_parquet_errors_name_the_file_and_the_fix(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lossless_triplet.data import iter_feature_table
+
+    pq.write_table(pa.Table.from_arrays([pa.array([1.0])] * 3, names=["a", "b", "a"]), tmp_path / "dup.parquet")
+    pq.write_table(pa.table({"a": pa.array([], pa.float64()), "b": pa.array([], pa.float64())}),
+                   tmp_path / "empty.parquet")
+    write(tmp_path / "junk.parquet", "not parquet")
+    for name, words in (("dup", r"repeated column name\(s\) \['a'\]"), ("empty", "has no data rows"),
+                        ("junk", "cannot be read as Parquet")):
+        with pytest.raises(ValueError, match=rf"{name}.parquet.*{words}"):
+            list(iter_feature_table(tmp_path / f"{name}.parquet", ["a", "b"]))

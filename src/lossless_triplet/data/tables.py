@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import logging
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -307,7 +308,8 @@ def iter_feature_table(
     if not path.is_file():
         raise FileNotFoundError(f"no such table file: {path}")
     suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in PARQUET_SUFFIXES:
+    parquet = bool(suffixes) and suffixes[-1] in PARQUET_SUFFIXES
+    if parquet:
         chunks = _parquet_chunks(path, feature_names, chunk_rows)
     else:
         _, names = _text_layout(path, suffixes)
@@ -318,7 +320,7 @@ def iter_feature_table(
         yield matrix
         first_row += len(matrix)
     if first_row == 0:
-        raise ValueError(f"{path} has a header but no data rows")
+        raise ValueError(f"{path} has {'no' if parquet else 'a header but no'} data rows")
 
 
 # Bytes of text parsed at once by the Arrow CSV reader (it splits a block over its threads).
@@ -359,11 +361,14 @@ def _numeric_text_chunks(
                 yield _arrow_matrix(batch, feature_names, path, done)
                 done += batch.num_rows
     except pa.ArrowInvalid:
-        first_row = done
-        for frame in _read_text(path, suffixes, usecols=feature_names, chunksize=chunk_rows,
-                                skiprows=range(1, done + 1)):
+        # Read again from the start and drop the rows already yielded: both parsers skip blank
+        # lines, so data rows (not file lines) are what lines the two up.
+        first_row = 0
+        for frame in _read_text(path, suffixes, usecols=feature_names, chunksize=chunk_rows):
             frame.columns = [str(c) for c in frame.columns]
-            yield _feature_matrix(frame, feature_names, path, first_row)
+            if first_row + len(frame) > done:
+                skip = max(done - first_row, 0)
+                yield _feature_matrix(frame.iloc[skip:], feature_names, path, first_row + skip)
             first_row += len(frame)
 
 
@@ -390,30 +395,61 @@ def _check_field_counts(path: Path, block: bytes, sep: str, n_fields: int, first
 
 def _line_blocks(path: Path, block_bytes: int) -> Iterator[bytes]:
     """The data lines of a text file (header skipped, .gz decompressed) in blocks of about
-    ``block_bytes``, each ending at a line end."""
+    ``block_bytes``, each ending at a line end (LF, CRLF or CR: a CRLF cut between its two bytes
+    leaves an empty line, which the parser skips).
+
+    Raises:
+        ValueError: a damaged or truncated .gz file.
+    """
     opener = gzip.open if path.suffix.lower() == ".gz" else open
-    with opener(path, "rb") as handle:
-        handle.readline()
-        carry = b""
-        while data := handle.read(block_bytes):
-            block = carry + data
-            cut = block.rfind(b"\n") + 1
-            carry = block[cut:]
-            if cut:
-                yield block[:cut]
-        if carry.strip():
-            yield carry
+    try:
+        with opener(path, "rb") as handle:
+            carry, header = b"", True
+            while data := handle.read(block_bytes):
+                block = carry + data
+                if header:  # drop the header line, whatever its line end
+                    end = min((i for i in (block.find(b"\n"), block.find(b"\r")) if i >= 0), default=-1)
+                    if end < 0:
+                        carry = block
+                        continue
+                    block, header = block[end + 1:], False
+                cut = max(block.rfind(b"\n"), block.rfind(b"\r")) + 1
+                carry = block[cut:]
+                if cut:
+                    yield block[:cut]
+            if carry.strip() and not header:
+                yield carry
+    except _DAMAGED_GZIP as error:
+        raise _damaged(path, error) from None
+
+
+_DAMAGED_GZIP = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def _damaged(path: Path, error: Exception) -> ValueError:
+    return ValueError(f"{path}: the compressed file is damaged or cut short ({error}); "
+                      "compress it again or give the uncompressed table")
 
 
 def _parquet_chunks(path: Path, feature_names: list[str], chunk_rows: int) -> Iterator[np.ndarray]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    handle = pq.ParquetFile(path)
-    _require_columns(pd.DataFrame(columns=handle.schema_arrow.names), feature_names, path, what="feature column")
-    first_row = 0
-    for batch in handle.iter_batches(batch_size=chunk_rows, columns=feature_names):
-        yield _arrow_matrix(batch, feature_names, path, first_row)
-        first_row += batch.num_rows
+    try:
+        handle = pq.ParquetFile(path)
+        names = handle.schema_arrow.names
+        repeated = sorted({n for n in feature_names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"{path}: repeated column name(s) {repeated}; make the column names unique")
+        _require_columns(pd.DataFrame(columns=names), feature_names, path, what="feature column")
+        first_row = 0
+        for batch in handle.iter_batches(batch_size=chunk_rows, columns=feature_names):
+            yield _arrow_matrix(batch, feature_names, path, first_row)
+            first_row += batch.num_rows
+    except (pa.ArrowException, OSError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: cannot be read as Parquet ({error})") from None
 
 
 def float32_matrix(columns: Sequence) -> np.ndarray:
@@ -514,15 +550,26 @@ def _text_layout(path: Path, suffixes: list[str]) -> tuple[str, list[str]]:
 
 
 def _header_line(path: Path) -> str:
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle:  # -sig: drop a BOM
-        return handle.readline().rstrip("\r\n")
+    compressed = path.suffix.lower() == ".gz"
+    if not compressed:
+        with open(path, "rb") as handle:
+            if handle.read(2) == b"\x1f\x8b":
+                raise ValueError(f"{path} is gzip-compressed but not named .gz: rename it {path.name}.gz "
+                                 "(or decompress it)")
+    opener = gzip.open if compressed else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle:  # -sig: drop a BOM
+            return handle.readline().rstrip("\r\n")
+    except _DAMAGED_GZIP as error:
+        raise _damaged(path, error) from None
 
 
 def _require_columns(frame: pd.DataFrame, wanted: Sequence[str], path: Path, what: str) -> None:
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
-        listed = ", ".join(repr(c) for c in missing)
+        shown = 20  # a wide table can lack hundreds (e.g. a file that is not the expected table at all)
+        listed = ", ".join(repr(c) for c in missing[:shown]) + (
+            f" and {len(missing) - shown} more" if len(missing) > shown else "")
         raise ValueError(
             f"{path}: missing {what}{'s' if len(missing) > 1 else ''} {listed}; "
             f"available columns: {_some(list(frame.columns))}"
