@@ -252,6 +252,9 @@ def _arrow_case(change):
     (lambda: _arrow_case(lambda c: c.update({"tx/c": [1e39, 0.0]})), 422, "'tx/c' row 0 is infinite or beyond"),
     (lambda: _arrow_case(lambda c: c.update({"source": [1, 2]})), 422, "'source' has Arrow type int64"),
     (lambda: _arrow_case(lambda c: c.update({k: [] for k in c})), 422, "no rows"),
+    (lambda: _arrow_case(lambda c: None) * 2, 400, "after the end of the Arrow IPC stream"),
+    (lambda: _arrow_case(lambda c: None)[:-8], 400, "no end-of-stream marker"),
+    (lambda: b"ARROW1\x00\x00" + _arrow_case(lambda c: None), 400, "Arrow IPC *file*"),
 ])
 def test_bad_arrow_input_gets_a_4xx_naming_the_problem(served, make, status, words):
     response = served.client.post("/v1/identify", content=make(), headers=ARROW)
