@@ -115,3 +115,12 @@ def test_parser_names_match_the_library_and_import_no_torch():
             "print(sorted(m for m in ('torch', 'pandas', 'sklearn', 'fastapi') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_training_budget_is_split_into_whole_epochs_of_at_most_50_steps():
+    from lossless_triplet.budget import TRAIN_STEPS, epochs_and_steps
+
+    assert epochs_and_steps(TRAIN_STEPS) == (24, 50)  # the budget fit_fault_model and `train` share
+    assert epochs_and_steps(7) == (1, 7) and epochs_and_steps(101) == (101, 1) and epochs_and_steps(120) == (3, 40)
+    with pytest.raises(ValueError, match="must be >= 1"):
+        epochs_and_steps(0)

@@ -217,12 +217,15 @@ def fit_fault_model(
         ValueError: an unknown loss, view or held-out class; too few classes; a
             checkpoint problem (see :func:`~lossless_triplet.training.train_encoder`).
     """
+    from .budget import EMBEDDING_DIM, TRAIN_STEPS, epochs_and_steps
     from .experiment import resolve_holdout
     from .losses import make_loss
     from .models import encode
     from .training import TrainConfig, train_encoder
 
-    config = config or TrainConfig(embedding_dim=16, epochs=24, steps_per_epoch=50)
+    if config is None:
+        epochs, per_epoch = epochs_and_steps(TRAIN_STEPS)
+        config = TrainConfig(embedding_dim=EMBEDDING_DIM, epochs=epochs, steps_per_epoch=per_epoch)
     loss_fn = make_loss(loss)
     heldout = resolve_holdout(data.class_names, holdout)
     known = ~np.isin(data.labels, heldout)

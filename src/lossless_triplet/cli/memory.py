@@ -6,20 +6,16 @@ import argparse
 import json
 from pathlib import Path
 
+from ..budget import EMBEDDING_DIM, QUICK_STEPS, TRAIN_STEPS, epochs_and_steps
 from ._common import AUTO_VIEW, LOSS_NAMES, VIEW_NAMES, csv_list
-
-TRAIN_STEPS, QUICK_STEPS = 1200, 150
-
 
 def _steps_config(args: argparse.Namespace):
     """A TrainConfig doing exactly ``steps`` optimiser steps (epochs x steps_per_epoch)."""
     from ..training import TrainConfig
 
     steps = args.steps if args.steps is not None else (QUICK_STEPS if args.quick else TRAIN_STEPS)
-    if steps < 1:
-        raise ValueError(f"--steps {steps} must be >= 1")
-    per_epoch = max(d for d in range(1, min(steps, 50) + 1) if steps % d == 0)
-    return TrainConfig(embedding_dim=args.dim, seed=args.seed, epochs=steps // per_epoch, steps_per_epoch=per_epoch)
+    epochs, per_epoch = epochs_and_steps(steps)
+    return TrainConfig(embedding_dim=args.dim, seed=args.seed, epochs=epochs, steps_per_epoch=per_epoch)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -132,7 +128,7 @@ def register(sub) -> None:
     train.add_argument("--holdout", type=csv_list, default=[], help="comma-separated statuses left out")
     train.add_argument("--view", choices=(AUTO_VIEW, *VIEW_NAMES), default=AUTO_VIEW,
                        help="feature view (default auto: kpi-stats when columns are named GROUP/NAME)")
-    train.add_argument("--dim", type=int, default=16, help="code width N (default 16)")
+    train.add_argument("--dim", type=int, default=EMBEDDING_DIM, help=f"code width N (default {EMBEDDING_DIM})")
     train.add_argument("--steps", type=int, help=f"optimiser steps (default {TRAIN_STEPS}, --quick {QUICK_STEPS})")
     train.add_argument("--quick", action="store_true", help="a short training budget")
     train.add_argument("--seed", type=int, default=0, help="seed")
