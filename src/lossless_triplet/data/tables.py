@@ -191,7 +191,7 @@ def load_table(
 ) -> Dataset:
     """Read a labelled table (CSV, TSV or Parquet; optionally gzip-compressed text).
 
-    Format: ``.parquet``/``.pq`` is Parquet (needs pyarrow); ``.tsv``/``.tab`` (also ``.gz``)
+    Format: ``.parquet``/``.pq`` is Parquet; ``.tsv``/``.tab`` (also ``.gz``)
     is tab-separated; anything else is comma-separated unless its header line holds tabs
     and no commas. Cells that are empty or read ``nan``, ``NA``, ``N/A``, ``null``, ``None``
     (any case) are missing: kept as NaN in ``features`` (impute them later).
