@@ -75,3 +75,17 @@ def test_duplicate_negatives_keep_the_eps_bound_for_float32_codes():
     labels = torch.tensor([0, 0, 1])
     # Triplets: (0,1,2), (1,0,2): d_ap = 0, d_an = 0 -> -ln(1 + eps) - ln(eps).
     assert LosslessTripletLoss()(codes, labels).item() == pytest.approx(18.420680734, rel=1e-7)
+
+
+@pytest.mark.parametrize("mining", MINING)
+def test_float16_gradient_saturates_instead_of_overflowing(mining):
+    # Found by the property test: N = 1 and a positive pair at the largest distance (d_ap = beta = 1).
+    # The slope there is 2/(beta*eps) = 2e8: a float32 gradient, beyond float16 (65504).
+    codes, labels = torch.tensor([[0.0], [1.0], [0.0]]), torch.tensor([0, 0, 1])
+    wide = codes.clone().requires_grad_(True)
+    LosslessTripletLoss(mining=mining)(wide, labels).backward()
+    assert wide.grad.abs().max() > 1e8  # the true gradient, held by float32
+    half = codes.half().requires_grad_(True)
+    LosslessTripletLoss(mining=mining)(half, labels).backward()
+    largest = torch.finfo(torch.float16).max
+    torch.testing.assert_close(half.grad.float(), wide.grad.clamp(-largest, largest))

@@ -29,6 +29,7 @@ from ..distances import pairwise_squared_distances, safe_sqrt
 from ..mining import IndicesTuple, check_mining, label_masks, mine_triplets
 from ._batch_all import DEFAULT_BLOCK, hinge_batch_all, linear_batch_all, lossless_batch_all, triplet_count
 from ._checks import check_codes, check_eps, check_labels, check_margin, check_unit_interval, resolve_beta
+from ._precision import upcast
 from .functional import (
     CONTRASTIVE_MARGIN,
     EPS,
@@ -137,17 +138,15 @@ def batch_lossless_triplet_loss(
     _validate(embeddings, labels, validate, bounded=True)
     n = embeddings.shape[1]
     beta = resolve_beta(beta, n)
+    x = upcast(embeddings, _result_dtype(embeddings))  # before any indexing: see _precision
     triplets = _chosen_triplets(embeddings, labels, mining, indices_tuple)
     if triplets is not None:
         a, p, neg = triplets
         if len(a) == 0:
             return _zero(embeddings)
-        return lossless_triplet_loss(
-            embeddings[a], embeddings[p], embeddings[neg], beta=beta, eps=eps, validate=False
-        )
+        return lossless_triplet_loss(x[a], x[p], x[neg], beta=beta, eps=eps, validate=False)
     if triplet_count(labels) == 0:
         return _zero(embeddings)
-    x = embeddings.to(_result_dtype(embeddings))
     return lossless_batch_all(x, labels, n, beta, eps, block=_SEPARABLE_BLOCK)
 
 
@@ -188,7 +187,7 @@ def batch_linear_lossless_triplet_loss(
         return linear_lossless_triplet_loss(embeddings[a], embeddings[p], embeddings[neg], validate=False)
     if triplet_count(labels) == 0:
         return _zero(embeddings)
-    return linear_batch_all(embeddings.double(), labels, n).to(_result_dtype(embeddings))
+    return linear_batch_all(upcast(embeddings, torch.float64), labels, n).to(_result_dtype(embeddings))
 
 
 def batch_triplet_margin_loss(
@@ -235,7 +234,7 @@ def batch_triplet_margin_loss(
         return triplet_margin_loss(embeddings[a], embeddings[p], embeddings[neg], margin=margin, validate=False)
     if triplet_count(labels) == 0:
         return _zero(embeddings)
-    return hinge_batch_all(embeddings.to(_result_dtype(embeddings)), labels, margin, block=_HINGE_BLOCK)
+    return hinge_batch_all(upcast(embeddings, _result_dtype(embeddings)), labels, margin, block=_HINGE_BLOCK)
 
 
 def batch_contrastive_loss(
@@ -278,7 +277,7 @@ def batch_contrastive_loss(
     if batch < 2:
         return _zero(embeddings)
     positive, _ = label_masks(labels)
-    d = pairwise_squared_distances(embeddings.double())
+    d = pairwise_squared_distances(upcast(embeddings, torch.float64))
     per_pair = 0.5 * torch.where(positive, d, torch.relu(margin - safe_sqrt(d)).pow(2))
     upper = torch.ones_like(positive).triu(diagonal=1)
     total = torch.where(upper, per_pair, d.new_zeros(())).sum()

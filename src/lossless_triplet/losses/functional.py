@@ -18,6 +18,7 @@ from ._checks import (
     check_unit_interval,
     resolve_beta,
 )
+from ._precision import upcast
 
 __all__ = [
     "EPS",
@@ -39,7 +40,7 @@ CONTRASTIVE_MARGIN = 1.0  # Hadsell, Chopra, LeCun, CVPR 2006
 def _compute_dtype(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Upcast float16/bfloat16 to float32: ln(eps) and 1 - d/beta need float32 at least."""
     if tensors[0].dtype in (torch.float16, torch.bfloat16):
-        return tuple(t.float() for t in tensors)
+        return tuple(upcast(t, torch.float32) for t in tensors)
     return tensors
 
 
