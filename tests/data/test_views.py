@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lossless_triplet.data.views import FeatureView, kpi_groups, signed_log1p
+from lossless_triplet.data.views import FeatureView, kpi_groups, link_pairs, resolve_view, signed_log1p
 
 NAMES = ["rx/a", "rx/b", "rx/c", "rx/d", "cpu/r1", "cpu/r2"]
 
@@ -83,3 +83,80 @@ def test_errors():
         view.transform(table()[:, :3])
     with pytest.raises(ValueError, match="incomplete"):
         FeatureView.from_dict({"name": "raw"})
+
+
+# Two routers A and B joined by link l1 (measured at both ends), plus l2 seen only at A.
+LINK_NAMES = ["tx-pps/A+l1", "tx-pps/B+l1", "rx-pps/A+l1", "rx-pps/B+l1", "tx-pps/A+l2", "rx-pps/A+l2",
+              "txq-depth/A+l1", "cpu/A"]
+
+
+def link_table(seed=0, n=40):
+    rng = np.random.default_rng(seed)
+    volume = rng.uniform(100, 5000, size=(n, 1))  # traffic level varies; both ends see the same
+    x = np.hstack([volume * rng.uniform(0.98, 1.02, size=(n, 6)), rng.uniform(0, 9, size=(n, 2))])
+    return x
+
+
+def test_link_pairs_pair_the_sender_with_the_receiver():
+    pairs = link_pairs(LINK_NAMES)
+    # sorted by link then sender: A sends (tx at A, rx at B), then B sends (tx at B, rx at A);
+    # l2 has one end and txq-depth is no direction word, so neither gives a pair
+    assert list(pairs) == ["tx-pps>rx-pps"]
+    np.testing.assert_array_equal(pairs["tx-pps>rx-pps"], [[0, 3], [1, 2]])
+    rates = link_pairs(["net-outgoing-rate/r1+x", "net-incoming-rate/r2+x", "net-outgoing-rate/r2+x",
+                        "net-incoming-rate/r1+x"])
+    np.testing.assert_array_equal(rates["net-outgoing-rate>net-incoming-rate"], [[0, 1], [2, 3]])
+    assert link_pairs(NAMES) == {}
+
+
+def test_link_view_matches_a_hand_computation():
+    x = link_table()
+    view = FeatureView("kpi-stats+link").fit(x, LINK_NAMES)
+    out = view.transform(x)
+    n_groups = len(kpi_groups(LINK_NAMES)) + 1
+    assert out.shape == (40, n_groups * 11)
+    assert view.feature_names_out_[-11] == "tx-pps>rx-pps/min"
+    logged = signed_log1p(x)
+    ratios = np.column_stack([logged[:, 0] - logged[:, 3], logged[:, 1] - logged[:, 2]])
+    q1, med, q3 = np.nanpercentile(ratios, [25, 50, 75], axis=0)
+    scaled = (ratios - med) / (q3 - q1)
+    np.testing.assert_allclose(view.link_median_, med)
+    row = scaled[5]
+    expected = [row.min(), row.max(), row.mean(), row.std(), *np.sort(row), np.nan, *np.sort(row)[::-1], np.nan, 0]
+    np.testing.assert_allclose(out[5, -11:], expected, rtol=1e-3, atol=1e-3)  # float32 logs of ~1e3
+
+
+def test_link_view_sees_a_lossy_link_whichever_direction_is_hit():
+    x = link_table(n=60)
+    view = FeatureView("kpi-stats+link").fit(x, LINK_NAMES)
+    lossy_ab, lossy_ba = x[7].copy(), x[7].copy()
+    lossy_ab[3] *= 0.5  # B receives half of what A sends
+    lossy_ba[2] *= 0.5  # A receives half of what B sends
+    normal, ab, ba = view.transform(np.vstack([x[7], lossy_ab, lossy_ba]))[:, -11:]
+    assert ab[1] > normal[1] + 5 and ab[1] == pytest.approx(ba[1], rel=0.1)  # max balance jumps the same
+
+
+def test_delta_link_view_streams_and_round_trips():
+    x = link_table(n=50)
+    view = FeatureView("kpi-stats+delta+link").fit(x, LINK_NAMES)
+    whole = view.transform(x)
+    assert whole.shape[1] == 2 * (len(kpi_groups(LINK_NAMES)) + 1) * 11
+    np.testing.assert_array_equal(whole, np.vstack([view.transform(x[:20]), view.transform(x[20:], previous=x[19])]))
+    restored = FeatureView.from_dict(view.to_dict())
+    np.testing.assert_array_equal(restored.transform(x), whole)
+    state = view.to_dict()
+    del state["link_iqr"]
+    with pytest.raises(ValueError, match="incomplete"):
+        FeatureView.from_dict(state)
+
+
+def test_link_view_needs_a_link_seen_at_both_ends():
+    with pytest.raises(ValueError, match="no link measured at both ends.*kpi-stats\\+delta for this table"):
+        FeatureView("kpi-stats+delta+link").fit(table(), NAMES)
+
+
+def test_auto_picks_the_link_view_when_links_are_measured_at_both_ends():
+    assert resolve_view("auto", LINK_NAMES) == "kpi-stats+link"
+    assert resolve_view("auto", NAMES) == "kpi-stats"
+    assert resolve_view("auto", ["a", "b"]) == "raw"
+    assert resolve_view("kpi-stats", LINK_NAMES) == "kpi-stats"

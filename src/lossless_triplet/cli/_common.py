@@ -12,4 +12,4 @@ def csv_list(text: str) -> list[str]:
 # pandas (tests/test_cli.py checks they equal losses.LOSSES and data.views.VIEWS).
 LOSS_NAMES = ("triplet", "linear_lossless", "lossless", "contrastive")
 AUTO_VIEW = "auto"
-VIEW_NAMES = ("raw", "kpi-stats", "kpi-stats+delta")
+VIEW_NAMES = ("raw", "kpi-stats", "kpi-stats+delta", "kpi-stats+link", "kpi-stats+delta+link")

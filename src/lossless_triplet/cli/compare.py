@@ -9,8 +9,8 @@ from ._common import AUTO_VIEW, LOSS_NAMES, VIEW_NAMES, csv_list
 
 DEMO_HOLDOUT = ("node-down", "interface-down")
 # Measured on KDDI (README, "Results"): the kpi-stats view with N = 16 beats raw features with
-# N = 3 for every loss; `--view raw --dim 3` gives the seed's exact setting and picture.
-# "auto" is kpi-stats for tables whose columns are named GROUP/NAME (KDDI), else raw.
+# N = 3 for every loss, and kpi-stats+link beats kpi-stats; `--view raw --dim 3` gives the seed's
+# exact setting and picture. "auto": see data.views.resolve_view (kpi-stats+link on KDDI).
 DEFAULT_VIEW = AUTO_VIEW
 DEFAULT_DIM = 16
 FULL_BUDGET = {"epochs": 30, "steps_per_epoch": 40}

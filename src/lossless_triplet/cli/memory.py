@@ -127,7 +127,8 @@ def register(sub) -> None:
     train.add_argument("--loss", choices=LOSS_NAMES, default="lossless", help="loss (default lossless)")
     train.add_argument("--holdout", type=csv_list, default=[], help="comma-separated statuses left out")
     train.add_argument("--view", choices=(AUTO_VIEW, *VIEW_NAMES), default=AUTO_VIEW,
-                       help="feature view (default auto: kpi-stats when columns are named GROUP/NAME)")
+                       help="feature view (default auto: kpi-stats+link when columns name links measured at "
+                       "both ends, KPI/NODE+LINK; else kpi-stats when columns are named GROUP/NAME; else raw)")
     train.add_argument("--dim", type=int, default=EMBEDDING_DIM, help=f"code width N (default {EMBEDDING_DIM})")
     train.add_argument("--steps", type=int, help=f"optimiser steps (default {TRAIN_STEPS}, --quick {QUICK_STEPS})")
     train.add_argument("--quick", action="store_true", help="a short training budget")
