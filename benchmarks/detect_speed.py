@@ -3,7 +3,7 @@
 Run by hand (not a test):  python benchmarks/detect_speed.py [--rows 200000] [--threads 2]
 
 It builds a CSV (and a Parquet file) of the bundled KDDI eval rows repeated to --rows rows,
-trains a small model (the fault memory pipeline, kpi-stats view, N = 16) and measures, in one
+trains a small model (the fault memory pipeline, the default view, N = 16) and measures, in one
 run: the whole `detect_file` (read + identify + write) and each stage alone: reading the table,
 the feature view + scaler, the encoder, the memory lookup. Results go to the `detect_speed`
 section of benchmarks/results.md. Goal from the fault-memory issue: >= 100k rows/s on 2 cores.
@@ -60,13 +60,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--view", default="auto", help="feature view (default auto: kpi-stats+link on KDDI)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pa.set_cpu_count(args.threads)  # Arrow's CSV parser (it also follows OMP_NUM_THREADS)
 
     train, evaluation = load_kddi_nfv("train"), load_kddi_nfv("eval")
-    model = fit_fault_model(train, view="kpi-stats", progress=False,
+    model = fit_fault_model(train, view=args.view, progress=False,
                             config=TrainConfig(embedding_dim=16, epochs=2, steps_per_epoch=20))
     reps = -(-args.rows // len(evaluation))
     raw = np.tile(evaluation.features, (reps, 1))[: args.rows]
@@ -97,10 +98,10 @@ def main() -> None:
         "## detect speed (rows/s, higher is better)",
         "",
         f"{n:,} rows x {len(evaluation.feature_names)} features (KDDI eval rows repeated; {size_mb:.0f} MB as "
-        f"float32), kpi-stats view, N = 16, torch threads {args.threads}, best of {args.repeats}; "
+        f"float32), {model.view.name} view, N = 16, torch threads {args.threads}, best of {args.repeats}; "
         f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}, "
         f"{datetime.date.today()}. Command: `python benchmarks/{Path(sys.argv[0]).name} "
-        f"--rows {n} --threads {args.threads}`.",
+        f"--rows {n} --threads {args.threads} --view {args.view}`.",
         "",
         "| stage | seconds | rows/s |",
         "|---|---:|---:|",

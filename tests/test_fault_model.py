@@ -96,6 +96,7 @@ def test_cli_train_add_fault_detect(kddi, tmp_path, capsys):
     assert main(["train", "--data", str(train_csv), "--label-column", "status", "--holdout",
                  "node-down,interface-down", "--steps", "6", "--dim", "4", "--out", str(model_dir),
                  "--no-progress"]) == 0
+    assert FaultModel.load(model_dir).view.name == "kpi-stats+link"  # auto, on KDDI's link columns
     assert main(["add-fault", "--model", str(model_dir), "--data", str(one_row), "--name", "interface-down"]) == 0
     assert "interface-down" in FaultModel.load(model_dir).memory.names
     assert main(["detect", "--model", str(model_dir), "--data", str(eval_csv), "--out",

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import Dataset, Standardizer
-from .data.views import FeatureView
+from .data.views import FeatureView, resolve_view
 from .memory import FaultMemory
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "FaultModel", "fit_fault_model", "atomic_write_bytes"]
@@ -182,7 +182,7 @@ def fit_fault_model(
     *,
     loss: str = "lossless",
     holdout: Sequence[str] = (),
-    view: str = "kpi-stats",
+    view: str = "auto",
     config=None,
     memory: FaultMemory | None = None,
     progress: bool = True,
@@ -205,7 +205,8 @@ def fit_fault_model(
         data: the labelled training table (raw features, NaN = missing).
         loss: a name from :data:`lossless_triplet.losses.LOSSES`.
         holdout: class names left out.
-        view: feature view name.
+        view: feature view name, or ``"auto"`` (see :func:`~lossless_triplet.data.views.resolve_view`:
+            ``kpi-stats+link`` on KDDI-style tables).
         config: :class:`~lossless_triplet.training.TrainConfig` (default: N = 16, 24 x 50
             steps, as the ``train`` command).
         memory: an unfitted memory with the radius rule you want (default FaultMemory()).
@@ -229,7 +230,7 @@ def fit_fault_model(
     loss_fn = make_loss(loss)
     heldout = resolve_holdout(data.class_names, holdout)
     known = ~np.isin(data.labels, heldout)
-    feature_view = FeatureView(view).fit(data.features[known], data.feature_names)
+    feature_view = FeatureView(resolve_view(view, data.feature_names)).fit(data.features[known], data.feature_names)
     # Transform every row before dropping held-out ones: delta views need true previous rows.
     x = feature_view.transform(data.features)[known]
     scaler = Standardizer().fit(x)

@@ -299,11 +299,14 @@ class FeatureView:
         """
         import torch
 
-        out = np.abs(X)
-        torch.log1p(torch.from_numpy(out), out=torch.from_numpy(out))
-        np.copysign(out, X, out=out)
-        if self.links_:  # link balances are columns after the inputs: one (n, F + B) block
-            out = np.hstack([out, self._log_ratios(out)])
+        n_inputs = X.shape[1]  # link balances are columns after the inputs: one (n, F + B) block
+        out = np.empty((len(X), n_inputs + len(self._pairs)), dtype=np.float32)
+        logged = out[:, :n_inputs]
+        np.abs(X, out=logged)
+        torch.from_numpy(logged).log1p_()
+        np.copysign(logged, X, out=logged)
+        if self.links_:
+            np.subtract(logged[:, self._pairs[:, 0]], logged[:, self._pairs[:, 1]], out=out[:, n_inputs:])
         out -= self._median32
         out *= self._inv_iqr32
         return out
