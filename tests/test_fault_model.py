@@ -75,6 +75,18 @@ def test_detect_streams_in_chunks_like_one_pass(model, kddi, tmp_path):
     assert set(a["unknown"].astype(str).str.lower()) <= {"true", "false"}
 
 
+def test_detect_carries_ten_rows_across_chunks_for_a_baseline_view(kddi, tmp_path):
+    model = fit_fault_model(kddi[0], holdout=["node-down"], view="kpi-stats+link+baseline", config=TINY,
+                            progress=False)
+    table = tmp_path / "eval.csv"
+    pd.DataFrame(kddi[1].features[:300], columns=kddi[1].feature_names).to_csv(table, index=False)
+    detect_file(model, table, tmp_path / "a.csv", chunk_rows=1000, progress=False)
+    detect_file(model, table, tmp_path / "b.csv", chunk_rows=7, progress=False)  # shorter than the window
+    a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
+    pd.testing.assert_frame_equal(a, b)
+    assert a["status"].tolist() == model.identify(kddi[1].features[:300])["status"].tolist()
+
+
 def test_evaluate_scores_unknown_rows(model, kddi):
     eval_data = kddi[1].subset(np.arange(2000))
     document = evaluate_model(model, eval_data)

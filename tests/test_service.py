@@ -55,14 +55,14 @@ def synthetic(n_per_class: int, seed: int) -> Dataset:
     return Dataset(features=features.astype(np.float32), labels=labels, feature_names=NAMES, class_names=CLASSES)
 
 
-def tiny_model(data: Dataset, holdout: str = "disk-full") -> FaultModel:
+def tiny_model(data: Dataset, holdout: str = "disk-full", view_name: str = "kpi-stats+delta") -> FaultModel:
     """The pipeline of ``fit_fault_model`` with a seeded, untrained encoder.
 
     The service never looks at how good the codes are, and skipping training saves seconds on a
     busy machine; random projections of these well-separated clusters stay separated.
     """
     known = data.labels != data.class_names.index(holdout)
-    view = FeatureView("kpi-stats+delta").fit(data.features[known], data.feature_names)
+    view = FeatureView(view_name).fit(data.features[known], data.feature_names)
     x = view.transform(data.features)[known]  # previous rows before dropping, as fit_fault_model does
     scaler = Standardizer().fit(x)
     x = scaler.transform(x)
@@ -279,6 +279,15 @@ def test_batching_keeps_each_request_on_its_own(bundle, rows):
         alone = model.identify(block)
         assert result["status"].tolist() == alone["status"].tolist()
         np.testing.assert_allclose(result["distance"], alone["distance"], rtol=1e-5, atol=1e-7)
+
+
+def test_batching_keeps_each_request_on_its_own_with_a_baseline_view(rows):
+    """A baseline view looks 10 rows back: blocks batched together must not see each other's rows."""
+    model = tiny_model(synthetic(30, 1), view_name="kpi-stats+baseline")
+    blocks = [rows[:12], rows[12:13], rows[13:30]]
+    together = identify_many(model, model.memory, blocks)
+    for block, result in zip(blocks, together):
+        np.testing.assert_allclose(result["distance"], model.identify(block)["distance"], rtol=1e-5, atol=1e-7)
 
 
 def test_batches_split_over_two_threads_give_the_same_answer(bundle, rows, monkeypatch):

@@ -80,7 +80,8 @@ class FaultModel:
     def features(self, raw: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
         """Scaled encoder inputs of raw rows (view, then imputation and scaling).
 
-        Shape: raw (n, F) float with NaN = missing; previous (F,) the row before (delta views).
+        Shape: raw (n, F) float with NaN = missing; previous (F,) the row before, or (k, F) the
+        rows before, oldest first (views that look back use the last ``view.history_rows``).
         """
         return self.scaler.transform(self.view.transform(raw, previous=previous))
 
@@ -97,8 +98,10 @@ class FaultModel:
     def add_fault(self, name: str, raw: np.ndarray) -> None:
         """Create or extend the signature ``name`` from raw rows (one is enough).
 
-        Rows are encoded on their own; for delta views the first row has no
-        previous row, so give a few consecutive rows when you have them.
+        Rows are encoded on their own; for views that look back (delta, baseline) the
+        first row has no previous row, so give consecutive rows when you have them
+        (a baseline view's first row has no baseline at all: its baseline features are
+        imputed with the training medians).
         """
         self.memory.add(name, self.encode(raw))
 

@@ -2,8 +2,8 @@
 
 ``detect_file`` reads a table chunk by chunk and writes one prediction line per
 input row, in order, so memory is bounded by the chunk whatever the file size.
-Delta views carry the last raw row of a chunk over to the next one, so the
-result does not depend on the chunk size.
+Views that look back (delta: 1 row, baseline: 10) carry the last raw rows of a
+chunk over to the next one, so the result does not depend on the chunk size.
 """
 
 from __future__ import annotations
@@ -64,15 +64,17 @@ def detect_file(
 
         bar = tqdm(unit="rows", unit_scale=True, desc="detect", leave=False)
     written = 0
-    previous = None
+    history = None  # the last raw rows, for views that look back (delta, baseline)
     # Predictions go to a temporary file renamed at the end: a failed run leaves no partial output.
     partial = out.with_name(f".{out.name}.partial")
     try:
         with partial.open("wb") as handle:
             handle.write((",".join(PREDICTION_COLUMNS) + "\n").encode())
             for raw in iter_feature_table(table, model.feature_names, chunk_rows):
-                result = model.identify(raw, previous=previous)
-                previous = raw[-1]
+                result = model.identify(raw, previous=history)
+                if model.view.history_rows:
+                    recent = raw if history is None else np.concatenate([history, raw])
+                    history = recent[len(recent) - min(len(recent), model.view.history_rows):]
                 pcsv.write_csv(_prediction_table(result, written), handle,
                                pcsv.WriteOptions(include_header=False))
                 written += len(raw)

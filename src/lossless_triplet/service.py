@@ -439,6 +439,7 @@ def identify_many(model: FaultModel, memory, raws: Sequence[np.ndarray], *,
     row. Blocks are stacked with an all-missing row before each, which makes the
     first delta of every block missing exactly as ``previous=None`` does; views
     and the scaler work row by row, so nothing else crosses a block boundary.
+    Baseline views (10 rows back) compute each block's features on its own.
     With a ``pool``, the features of a stack of at least :data:`PARALLEL_ROWS` rows
     are computed as two halves at once, one on the pool (NumPy releases the GIL).
 
@@ -450,6 +451,18 @@ def identify_many(model: FaultModel, memory, raws: Sequence[np.ndarray], *,
     """
     from .models import encode
 
+    sizes = [len(raw) for raw in raws]
+    if model.view.history_rows > 1:  # a baseline view: one gap row cannot separate blocks
+        features = np.concatenate([model.features(raw) for raw in raws])
+    else:
+        features = _stacked_features(model, raws, pool)
+    result = memory.identify(encode(model.encoder, features))
+    bounds = np.cumsum([0, *sizes])
+    return [{key: value[a:b] for key, value in result.items()} for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _stacked_features(model: FaultModel, raws: Sequence[np.ndarray], pool: Executor | None) -> np.ndarray:
+    """Features of several blocks computed as one stack (see :func:`identify_many`), rows in order."""
     sizes = [len(raw) for raw in raws]
     keep = None
     if len(raws) == 1:
@@ -468,11 +481,7 @@ def identify_many(model: FaultModel, memory, raws: Sequence[np.ndarray], *,
         first = pool.submit(model.features, stacked[:middle])
         second = model.features(stacked[middle:], previous=stacked[middle - 1])
         features = np.concatenate([first.result(), second])
-    if keep is not None:
-        features = features[keep]
-    result = memory.identify(encode(model.encoder, features))
-    bounds = np.cumsum([0, *sizes])
-    return [{key: value[a:b] for key, value in result.items()} for a, b in zip(bounds[:-1], bounds[1:])]
+    return features if keep is None else features[keep]
 
 
 class _Batcher:

@@ -1,7 +1,9 @@
+import warnings
+
 import numpy as np
 import pytest
 
-from lossless_triplet.data.views import FeatureView, kpi_groups, link_pairs, resolve_view, signed_log1p
+from lossless_triplet.data.views import BASELINE_ROWS, FeatureView, kpi_groups, link_pairs, resolve_view, signed_log1p
 
 NAMES = ["rx/a", "rx/b", "rx/c", "rx/d", "cpu/r1", "cpu/r2"]
 
@@ -160,3 +162,37 @@ def test_auto_picks_the_link_view_when_links_are_measured_at_both_ends():
     assert resolve_view("auto", NAMES) == "kpi-stats"
     assert resolve_view("auto", ["a", "b"]) == "raw"
     assert resolve_view("kpi-stats", LINK_NAMES) == "kpi-stats"
+
+
+def test_baseline_view_is_the_deviation_from_the_median_of_the_previous_rows():
+    x = table(n=40)
+    view = FeatureView("kpi-stats+baseline").fit(x, NAMES)
+    out = view.transform(x)
+    level = FeatureView("kpi-stats").fit(x, NAMES).transform(x)
+    width = level.shape[1]
+    assert out.shape == (40, 2 * width) and view.feature_names_out_[width] == "baseline-rx/min"
+    np.testing.assert_array_equal(out[:, :width], level)
+    for i in (1, 4, 10, 25):  # the median of up to BASELINE_ROWS rows before row i, NaN ignored
+        window = level[max(0, i - BASELINE_ROWS):i]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # statistics never observed (low3 of 2 columns)
+            expected = level[i] - np.nanmedian(window, axis=0)
+        np.testing.assert_allclose(out[i, width:], expected, rtol=1e-5, atol=1e-5)
+    assert np.isnan(out[0, width:]).all()  # the first row has no history
+
+
+def test_baseline_view_streams_in_chunks_like_the_whole_table():
+    x = link_table(n=60)
+    view = FeatureView("kpi-stats+link+baseline").fit(x, LINK_NAMES)
+    whole = view.transform(x)
+    # chunks shorter and longer than the window; previous may hold more rows than needed
+    parts = [view.transform(x[:4]), view.transform(x[4:9], previous=x[:4]), view.transform(x[9:37], previous=x[:9]),
+             view.transform(x[37:], previous=x[37 - BASELINE_ROWS:37])]
+    np.testing.assert_array_equal(np.vstack(parts), whole)
+    assert view.history_rows == BASELINE_ROWS and FeatureView("kpi-stats+delta").history_rows == 1
+
+
+def test_direction_words_match_in_any_case_and_all_at_once():
+    names = ["TX/A+l", "RX/B+l", "TX/B+l", "RX/A+l", "Tx-Out/A+m", "Rx-In/B+m", "Tx-Out/B+m", "Rx-In/A+m",
+             "ifOutOctets/A+l", "ifInOctets/B+l"]
+    assert list(link_pairs(names)) == ["TX>RX", "Tx-Out>Rx-In"]  # camelCase words are not split

@@ -12,4 +12,5 @@ def csv_list(text: str) -> list[str]:
 # pandas (tests/test_cli.py checks they equal losses.LOSSES and data.views.VIEWS).
 LOSS_NAMES = ("triplet", "linear_lossless", "lossless", "contrastive")
 AUTO_VIEW = "auto"
-VIEW_NAMES = ("raw", "kpi-stats", "kpi-stats+delta", "kpi-stats+link", "kpi-stats+delta+link")
+VIEW_NAMES = ("raw", "kpi-stats", "kpi-stats+delta", "kpi-stats+link", "kpi-stats+delta+link", "kpi-stats+baseline",
+              "kpi-stats+link+baseline")

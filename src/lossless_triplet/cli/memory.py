@@ -128,7 +128,8 @@ def register(sub) -> None:
     train.add_argument("--holdout", type=csv_list, default=[], help="comma-separated statuses left out")
     train.add_argument("--view", choices=(AUTO_VIEW, *VIEW_NAMES), default=AUTO_VIEW,
                        help="feature view (default auto: kpi-stats+link when columns name links measured at "
-                       "both ends, KPI/NODE+LINK; else kpi-stats when columns are named GROUP/NAME; else raw)")
+                       "both ends, KPI/NODE+LINK; else kpi-stats when some GROUP/NAME group has 2 or more "
+                       "columns; else raw; see README, Feature views)")
     train.add_argument("--dim", type=int, default=EMBEDDING_DIM, help=f"code width N (default {EMBEDDING_DIM})")
     train.add_argument("--steps", type=int, help=f"optimiser steps (default {TRAIN_STEPS}, --quick {QUICK_STEPS})")
     train.add_argument("--quick", action="store_true", help="a short training budget")

@@ -23,7 +23,10 @@ column, and the balances of one KPI pair form a group pooled like the others.
 
 ``+delta`` adds the same statistics of the change since the previous
 row (previous row in the given order, i.e. the previous minute for KDDI), which
-captures fault onsets. Deltas need the previous row: :meth:`FeatureView.transform`
+captures fault onsets. ``+baseline`` adds each statistic minus its median over the
+previous :data:`BASELINE_ROWS` rows (NaN ignored): how far this minute is from the
+network's recent normal. A median, not a mean, because a fault lasts a few minutes
+and should not move its own reference. Deltas need the previous row: :meth:`FeatureView.transform`
 takes it as ``previous`` so a stream read in chunks gives the same result as the
 whole table.
 
@@ -41,7 +44,10 @@ import numpy as np
 
 __all__ = ["VIEWS", "FeatureView", "kpi_groups", "link_pairs", "resolve_view", "signed_log1p"]
 
-VIEWS = ("raw", "kpi-stats", "kpi-stats+delta", "kpi-stats+link", "kpi-stats+delta+link")
+VIEWS = ("raw", "kpi-stats", "kpi-stats+delta", "kpi-stats+link", "kpi-stats+delta+link", "kpi-stats+baseline",
+         "kpi-stats+link+baseline")
+BASELINE_ROWS = 10  # rows (minutes for KDDI) whose median is a +baseline view's reference
+_MEDIAN_BLOCK = 4096  # rows per block of the rolling median: bounds its (block, D, BASELINE_ROWS) copy
 AUTO = "auto"
 N_EXTREMES = 3  # lowest / highest values kept per group (DESIGN.md prototype)
 _STATS = ("min", "max", "mean", "std", *(f"low{i + 1}" for i in range(N_EXTREMES)),
@@ -63,17 +69,33 @@ def kpi_groups(feature_names: Sequence[str]) -> dict[str, list[int]]:
 
 # Words that name the sending and the receiving end of the same KPI (tx-pps / rx-pps).
 DIRECTION_WORDS = (("tx", "rx"), ("outgoing", "incoming"), ("out", "in"), ("sent", "received"))
+_SENDING_WORD = re.compile(r"(?<![A-Za-z])(" + "|".join(out for out, _ in DIRECTION_WORDS) + r")(?![A-Za-z])",
+                           re.IGNORECASE)
+
+
+def _receiving_kpi(kpi: str) -> str:
+    """The KPI name with every sending word replaced by its partner, in the same case (TX-pps -> RX-pps)."""
+    partner = dict(DIRECTION_WORDS)
+
+    def swap(match: re.Match) -> str:
+        word = match.group(0)
+        other = partner[word.lower()]
+        return other.upper() if word.isupper() else other.capitalize() if word[0].isupper() else other
+
+    return _SENDING_WORD.sub(swap, kpi)
 
 
 def link_pairs(feature_names: Sequence[str]) -> dict[str, np.ndarray]:
     """The directed links measured at both ends, per pair of KPIs: ``"OUT>IN"`` -> (B, 2) int column
     indices ``[sender's OUT column, receiver's IN column]``.
 
-    A column ``KPI/NODE+LINK`` measures LINK at NODE. An outgoing KPI is a name holding a word of
-    :data:`DIRECTION_WORDS` (``tx``, ``outgoing``, ``out``, ``sent``, delimited by non-letters); its
-    incoming KPI is the same name with the partner word (``rx-pps`` for ``tx-pps``). A link
-    measured at exactly two nodes A and B in both KPIs gives two pairs: OUT at A with IN at B, and
-    OUT at B with IN at A. Pairs are sorted by link, then sender. Empty when no name fits.
+    A column ``KPI/NODE+LINK`` measures LINK at NODE. A sending KPI is a name holding a word of
+    :data:`DIRECTION_WORDS` (``tx``, ``outgoing``, ``out``, ``sent``, any case, delimited by
+    non-letters: ``ifOutOctets`` holds none); its receiving KPI is the same name with every such
+    word replaced by its partner in the same case (``rx-pps`` for ``tx-pps``, ``RX`` for ``TX``).
+    A link measured at exactly two nodes A and B, by both KPIs at both nodes, gives two pairs:
+    OUT at A with IN at B, and OUT at B with IN at A. Pairs are sorted by link, then sender.
+    Empty when no name fits.
     """
     columns = {name: i for i, name in enumerate(feature_names)}
     ends: dict[tuple[str, str], list[str]] = {}  # (kpi, link) -> nodes
@@ -84,20 +106,38 @@ def link_pairs(feature_names: Sequence[str]) -> dict[str, np.ndarray]:
             ends.setdefault((kpi, link), []).append(node)
     pairs: dict[str, np.ndarray] = {}
     for kpi in dict.fromkeys(kpi for kpi, _ in ends):
-        for out_word, in_word in DIRECTION_WORDS:
-            incoming = re.sub(rf"(?<![A-Za-z]){out_word}(?![A-Za-z])", in_word, kpi)
-            if incoming == kpi:
+        incoming = _receiving_kpi(kpi)
+        found = []
+        for (k, link), nodes in sorted(ends.items()):
+            both_ends = len(set(nodes)) == 2 and sorted(nodes) == sorted(ends.get((incoming, link), []))
+            if incoming == kpi or k != kpi or not both_ends:
                 continue
-            found = []
-            for (k, link), nodes in sorted(ends.items()):
-                if k != kpi or len(nodes) != 2 or sorted(nodes) != sorted(ends.get((incoming, link), [])):
-                    continue
-                for sender, receiver in (sorted(nodes), sorted(nodes)[::-1]):
-                    found.append((columns[f"{kpi}/{sender}+{link}"], columns[f"{incoming}/{receiver}+{link}"]))
-            if found:
-                pairs[f"{kpi}>{incoming}"] = np.array(found, dtype=np.int64)
-            break
+            for sender, receiver in (sorted(nodes), sorted(nodes)[::-1]):
+                found.append((columns[f"{kpi}/{sender}+{link}"], columns[f"{incoming}/{receiver}+{link}"]))
+        if found:
+            pairs[f"{kpi}>{incoming}"] = np.array(found, dtype=np.int64)
     return pairs
+
+
+def _rolling_median(past: np.ndarray, level: np.ndarray, rows: int) -> np.ndarray:
+    """(n, D) median of the ``rows`` rows before each row of ``level`` (taken from ``past``, then
+    ``level`` itself), NaN ignored; NaN where none is observed (the first row without history).
+
+    Shape: past (k, D) the rows before ``level[0]`` (the last ``rows`` are used), level (n, D).
+    """
+    n, width = level.shape
+    past = past[len(past) - min(len(past), rows):]
+    padded = np.concatenate([np.full((rows - len(past), width), np.nan, dtype=level.dtype), past, level])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, rows, axis=0)[:n]  # window j: the rows before j
+    out = np.empty((n, width), dtype=level.dtype)
+    for start in range(0, n, _MEDIAN_BLOCK):
+        ordered = np.sort(windows[start:start + _MEDIAN_BLOCK], axis=2)  # NaN sorts last
+        count = rows - np.isnan(ordered).sum(axis=2)
+        lower = np.take_along_axis(ordered, np.maximum(count - 1, 0)[..., None] // 2, axis=2)[..., 0]
+        upper = np.take_along_axis(ordered, (count // 2)[..., None], axis=2)[..., 0]
+        with np.errstate(invalid="ignore"):
+            out[start:start + len(ordered)] = np.where(count > 0, (lower + upper) / 2, np.nan)
+    return out
 
 
 def _robust_scale(logged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -224,13 +264,13 @@ class FeatureView:
     def _set_columns(self, feature_names: Sequence[str]) -> None:
         self.feature_names_in_ = tuple(str(n) for n in feature_names)
         self.groups_ = kpi_groups(self.feature_names_in_)
-        self.links_ = link_pairs(self.feature_names_in_) if self.name.endswith("+link") else {}
-        if self.name.endswith("+link") and not self.links_:
+        self.links_ = link_pairs(self.feature_names_in_) if "+link" in self.name else {}
+        if "+link" in self.name and not self.links_:
             raise ValueError(
                 f"the {self.name} view found no link measured at both ends: it needs columns named "
                 "KPI/NODE+LINK with a sending and a receiving KPI (tx/rx, outgoing/incoming, out/in, "
                 "sent/received) for the same LINK at two nodes; choose the view "
-                f"{self.name.removesuffix('+link')} for this table"
+                f"{self.name.replace('+link', '')} for this table"
             )
         first = len(self.feature_names_in_)  # balances are columns after the inputs
         for group, pairs in self.links_.items():
@@ -239,7 +279,8 @@ class FeatureView:
         if self.name == "raw":
             self.feature_names_out_ = self.feature_names_in_
         else:
-            kinds = ("", "delta-") if self.needs_previous_row else ("",)
+            kinds = ("", *(["delta-"] if "+delta" in self.name else []),
+                     *(["baseline-"] if "+baseline" in self.name else []))
             self.feature_names_out_ = tuple(
                 f"{kind}{group}/{stat}" for kind in kinds for group in self.groups_ for stat in _STATS
             )
@@ -256,17 +297,26 @@ class FeatureView:
 
     @property
     def needs_previous_row(self) -> bool:
-        """Whether :meth:`transform` uses the row before the first one (delta views)."""
-        return "+delta" in self.name
+        """Whether :meth:`transform` uses rows before the first one (delta and baseline views)."""
+        return self.history_rows > 0
+
+    @property
+    def history_rows(self) -> int:
+        """How many rows before the first one :meth:`transform` uses: :data:`BASELINE_ROWS` for
+        ``+baseline`` views, 1 for ``+delta``, else 0."""
+        return BASELINE_ROWS if "+baseline" in self.name else int("+delta" in self.name)
 
     def transform(self, X: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
         """Map raw rows to view features.
 
         Args:
             X: (n_rows, n_features_in) float, NaN = missing, rows in time order.
-            previous: (n_features_in,) raw row that precedes ``X[0]`` (delta views
-                only); without it the first row's deltas are missing (NaN, imputed
-                downstream like any missing cell).
+            previous: raw rows that precede ``X[0]``, (n_features_in,) for one or
+                (k, n_features_in) oldest first; the last :attr:`history_rows` are used
+                (delta: the last row; baseline: the last 10), the rest ignored. Without
+                them the first row's deltas are missing (NaN, imputed downstream like any
+                missing cell) and the first baselines use the rows of ``X`` seen so far
+                (none for the first row: NaN).
 
         Returns:
             float32 (n_rows, len(feature_names_out_)); NaN where a statistic has no
@@ -284,10 +334,15 @@ class FeatureView:
             return X.astype(np.float32)
         scaled = self._scaled(X)
         blocks = [self._pooled(scaled)]
-        if self.needs_previous_row:
-            before = np.full((1, scaled.shape[1]), np.nan, dtype=np.float32) if previous is None else (
-                self._scaled(np.asarray(previous, dtype=np.float32).reshape(1, -1)))
+        prior = np.zeros((0, X.shape[1]), np.float32) if previous is None else (
+            np.asarray(previous, dtype=np.float32).reshape(-1, X.shape[1]))
+        history = prior[len(prior) - min(len(prior), self.history_rows):]
+        if "+delta" in self.name:
+            before = self._scaled(history[-1:]) if len(history) else np.full((1, scaled.shape[1]), np.nan, dtype=np.float32)
             blocks.append(self._pooled(np.diff(np.vstack([before, scaled]), axis=0)))
+        if "+baseline" in self.name:
+            past = self._pooled(self._scaled(history)) if len(history) else blocks[0][:0]
+            blocks.append(blocks[0] - _rolling_median(past, blocks[0], BASELINE_ROWS))
         return np.hstack(blocks).astype(np.float32, copy=False)
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
@@ -299,14 +354,13 @@ class FeatureView:
         """
         import torch
 
-        n_inputs = X.shape[1]  # link balances are columns after the inputs: one (n, F + B) block
-        out = np.empty((len(X), n_inputs + len(self._pairs)), dtype=np.float32)
-        logged = out[:, :n_inputs]
-        np.abs(X, out=logged)
-        torch.from_numpy(logged).log1p_()
-        np.copysign(logged, X, out=logged)
-        if self.links_:
-            np.subtract(logged[:, self._pairs[:, 0]], logged[:, self._pairs[:, 1]], out=out[:, n_inputs:])
+        out = np.abs(X)
+        torch.from_numpy(out).log1p_()
+        np.copysign(out, X, out=out)
+        if self.links_:  # link balances are columns after the inputs: one (n, F + B) block
+            # one gather from the contiguous logs: measured about 1.5x faster than two fancy indexes
+            pairs = np.take(out, self._pairs.ravel(), axis=1).reshape(len(out), -1, 2)
+            out = np.concatenate([out, pairs[:, :, 0] - pairs[:, :, 1]], axis=1)
         out -= self._median32
         out *= self._inv_iqr32
         return out
