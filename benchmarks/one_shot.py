@@ -9,8 +9,8 @@ Protocols (DESIGN.md "Metric definitions"; every loss, same TrainConfig within a
 the no-training baseline = the view's standardised features with nearest signature):
 
 - KDDI NFV (bundled), fixed split: train split -> eval split, node-down + interface-down held
-  out; views raw, kpi-stats, kpi-stats+delta, kpi-stats+link at N = 16, and the raw view at
-  N = 3 too (the seed project's setting).
+  out; views raw, kpi-stats, kpi-stats+delta, kpi-stats+link, kpi-stats+link+baseline at
+  N = 16, and the raw view at N = 3 too (the seed project's setting).
 - KDDI NFV, leave-one-class-out: each fault type (not normal) held out alone, on the view with
   the best mean one-shot macro-F1 of the trained losses at N = 16 on the fixed split; mean +/- std
   over the held-out types.
@@ -481,7 +481,7 @@ def parse_args(argv=None):
     p.add_argument("--seed-dim", type=int, default=3,
                    help="extra code width trained on the KDDI fixed split (the seed project's N = 3); 0: none")
     p.add_argument("--seed-dim-views", default="raw", help="KDDI fixed-split views that also get --seed-dim")
-    p.add_argument("--views", default="raw,kpi-stats,kpi-stats+delta,kpi-stats+link",
+    p.add_argument("--views", default="raw,kpi-stats,kpi-stats+delta,kpi-stats+link,kpi-stats+link+baseline",
                    help="KDDI fixed-split views")
     p.add_argument("--kddi-loco-view", default="auto", help="view of the KDDI leave-one-class-out table (auto: best fixed-split view)")
     p.add_argument("--draws", type=int, default=10, help="one-shot draws per fold")

@@ -236,7 +236,7 @@ def fit_fault_model(
     feature_view = FeatureView(resolve_view(view, data.feature_names)).fit(data.features[known], data.feature_names)
     # Transform every row before dropping held-out ones: delta views need true previous rows.
     x = feature_view.transform(data.features)[known]
-    scaler = Standardizer().fit(x)
+    scaler = Standardizer().fit(x, feature_names=feature_view.feature_names_out_)
     x, labels = scaler.transform(x), data.labels[known]
     trained = train_encoder(x, labels, loss_fn, config, progress=progress, description=loss,
                             checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)

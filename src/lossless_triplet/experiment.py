@@ -197,7 +197,7 @@ def compare_losses(
     # View and scaler are part of training: fitted on known-class training rows only.
     feature_view = FeatureView(view).fit(train.features[known], train.feature_names)
     x_train, x_test = feature_view.transform(train.features), feature_view.transform(test.features)
-    scaler = Standardizer().fit(x_train[known])
+    scaler = Standardizer().fit(x_train[known], feature_names=feature_view.feature_names_out_)
     x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
 
     baseline = _code_metrics(x_train, train.labels, x_test, test.labels, heldout, n_draws, config.seed)

@@ -39,7 +39,7 @@ def test_transform_imputes_with_training_medians_and_logs_count(caplog):
     np.testing.assert_allclose(out[0], expected_first, rtol=1e-6)
     np.testing.assert_allclose(out[1], [0, 0, 0], atol=1e-6)
     assert scaler.last_n_imputed_ == 2
-    assert "imputed 2 missing cell(s)" in caplog.text
+    assert "imputed 2 missing value(s)" in caplog.text
     scaler.transform(eval_rows[1:])
     assert scaler.last_n_imputed_ == 0
 

@@ -51,11 +51,12 @@ class Standardizer:
     n_features_in_: int
     last_n_imputed_: int
 
-    def fit(self, X: np.ndarray) -> Standardizer:
+    def fit(self, X: np.ndarray, feature_names=None) -> Standardizer:
         """Learn medians, means and scales from training rows.
 
         Args:
             X: array-like (n_rows, n_features), float, NaN for missing cells; n_rows >= 1.
+            feature_names: optional names of the columns, used only to name columns in warnings.
 
         Returns:
             self.
@@ -67,10 +68,11 @@ class Standardizer:
         missing = np.isnan(X)
         all_missing = np.flatnonzero(missing.all(axis=0))
         if all_missing.size:
+            named = [feature_names[i] for i in all_missing] if feature_names is not None else all_missing.tolist()
             logger.warning(
                 "Standardizer.fit: feature column(s) %s have no value in any training row; "
                 "imputing 0 and using scale 1",
-                all_missing.tolist(),
+                named,
             )
         median = np.zeros(X.shape[1])
         observed = np.flatnonzero(~missing.all(axis=0))
@@ -105,7 +107,7 @@ class Standardizer:
         self.last_n_imputed_ = n_imputed
         if n_imputed:
             logger.info(
-                "Standardizer: imputed %d missing cell(s) with training medians in %d row(s)",
+                "Standardizer: imputed %d missing value(s) of the encoder input with training medians in %d row(s)",
                 n_imputed,
                 int(missing.any(axis=1).sum()),
             )
