@@ -196,3 +196,10 @@ def test_direction_words_match_in_any_case_and_all_at_once():
     names = ["TX/A+l", "RX/B+l", "TX/B+l", "RX/A+l", "Tx-Out/A+m", "Rx-In/B+m", "Tx-Out/B+m", "Rx-In/A+m",
              "ifOutOctets/A+l", "ifInOctets/B+l"]
     assert list(link_pairs(names)) == ["TX>RX", "Tx-Out>Rx-In"]  # camelCase words are not split
+
+
+def test_a_saved_link_view_without_links_is_a_corrupt_bundle():
+    state = FeatureView("kpi-stats+link").fit(link_table(), LINK_NAMES).to_dict()
+    state["feature_names_in"] = [f"col{i}" for i in range(len(LINK_NAMES))]
+    with pytest.raises(ValueError, match="model bundle is corrupt"):
+        FeatureView.from_dict(state)

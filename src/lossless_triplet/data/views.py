@@ -383,7 +383,8 @@ class FeatureView:
         """Rebuild a fitted view from :meth:`to_dict` output.
 
         Raises:
-            ValueError: missing keys or lengths that do not match.
+            ValueError: missing keys, lengths that do not match, a ``+link`` view whose columns
+                define no link.
         """
         try:
             view = cls(state["name"])
@@ -394,7 +395,10 @@ class FeatureView:
             raise ValueError(f"feature view state lacks {missing}; the model bundle is incomplete") from None
         if not (len(names) == len(median) == len(iqr)):
             raise ValueError("feature view state has mismatched lengths; the model bundle is corrupt")
-        view._set_columns(names)
+        try:
+            view._set_columns(names)
+        except ValueError as error:  # a +link view whose saved columns hold no link
+            raise ValueError(f"feature view state is inconsistent ({error}); the model bundle is corrupt") from None
         view.median_, view.iqr_ = median, iqr
         if view.links_:
             try:
