@@ -1,9 +1,20 @@
+import itertools
 import warnings
 
 import numpy as np
 import pytest
 
-from lossless_triplet.data.views import BASELINE_ROWS, FeatureView, kpi_groups, link_pairs, resolve_view, signed_log1p
+from lossless_triplet.data.views import (
+    _NETWORK_10,
+    BASELINE_ROWS,
+    FeatureView,
+    _rolling_median,
+    _sorted_median,
+    kpi_groups,
+    link_pairs,
+    resolve_view,
+    signed_log1p,
+)
 
 NAMES = ["rx/a", "rx/b", "rx/c", "rx/d", "cpu/r1", "cpu/r2"]
 
@@ -203,3 +214,22 @@ def test_a_saved_link_view_without_links_is_a_corrupt_bundle():
     state["feature_names_in"] = [f"col{i}" for i in range(len(LINK_NAMES))]
     with pytest.raises(ValueError, match="model bundle is corrupt"):
         FeatureView.from_dict(state)
+
+
+def test_the_median_network_sorts_every_zero_one_input():
+    # the 0/1 principle (Knuth, TAOCP 5.3.4): a comparator network that sorts all 2^10 0/1 inputs sorts all inputs
+    lanes = list(np.array(list(itertools.product([0, 1], repeat=10))).T)
+    for a, b in _NETWORK_10:
+        lanes[a], lanes[b] = np.minimum(lanes[a], lanes[b]), np.maximum(lanes[a], lanes[b])
+    np.testing.assert_array_equal(np.array(lanes).T, np.sort(np.array(list(itertools.product([0, 1], repeat=10))), axis=1))
+
+
+def test_rolling_median_network_and_sort_agree_with_gaps():
+    rng = np.random.default_rng(4)
+    level = rng.normal(size=(300, 6)).astype(np.float32)
+    level[rng.random(level.shape) < 0.01] = np.nan  # about half the windows have a gap: the sorted path
+    past = rng.normal(size=(4, 6)).astype(np.float32)
+    fast = _rolling_median(past, level, 10)
+    padded = np.concatenate([np.full((6, 6), np.nan, np.float32), past, level])
+    every = np.lib.stride_tricks.sliding_window_view(padded, 10, axis=0)[:300]
+    np.testing.assert_array_equal(fast, _sorted_median(every))
