@@ -292,13 +292,13 @@ def test_batching_keeps_each_request_on_its_own_with_a_baseline_view(rows):
 
 def test_batches_split_over_two_threads_give_the_same_answer(bundle, rows, monkeypatch):
     """Past PARALLEL_ROWS the features are computed in two halves; the seam must not show."""
-    from lossless_triplet import service
+    from lossless_triplet import bundle as bundle_module
 
     model = FaultModel.load(bundle)
     assert model.view.needs_previous_row  # the delta view is the one with a seam to get right
     blocks = [rows[:3], rows[3:20], rows[20:]]
     alone = identify_many(model, model.memory, blocks)
-    monkeypatch.setattr(service, "PARALLEL_ROWS", 4)
+    monkeypatch.setattr(bundle_module, "PARALLEL_ROWS", 4)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         split = identify_many(model, model.memory, blocks, pool=pool)
         whole = identify_many(model, model.memory, [rows], pool=pool)

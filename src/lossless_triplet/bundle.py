@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,8 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "FaultModel", "fit_fault_model", "atomic_
 
 FORMAT = "lossless-triplet-model"
 FORMAT_VERSION = 1
+# rows from which FaultModel.features with a pool computes two halves at once (below it the hand-off costs more)
+PARALLEL_ROWS = 2048
 MODEL_FILE, ENCODER_FILE, SIGNATURES_FILE = "model.json", "encoder.safetensors", "signatures.safetensors"
 
 
@@ -77,13 +80,26 @@ class FaultModel:
         """Raw input columns the model needs, in order."""
         return self.view.feature_names_in_
 
-    def features(self, raw: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+    def features(self, raw: np.ndarray, previous: np.ndarray | None = None, *, pool: Executor | None = None
+                 ) -> np.ndarray:
         """Scaled encoder inputs of raw rows (view, then imputation and scaling).
+
+        With a ``pool`` (one worker is enough), :data:`PARALLEL_ROWS` rows or more are computed as
+        two halves at once, the first on the pool (NumPy releases the GIL); the second half gets
+        the rows before it as history, so the result equals one pass.
 
         Shape: raw (n, F) float with NaN = missing; previous (F,) the row before, or (k, F) the
         rows before, oldest first (views that look back use the last ``view.history_rows``).
+        Output: (n, view features) float32.
         """
-        return self.scaler.transform(self.view.transform(raw, previous=previous))
+        if pool is None or len(raw) < PARALLEL_ROWS:
+            return self.scaler.transform(self.view.transform(raw, previous=previous))
+        middle = len(raw) // 2
+        first = pool.submit(self.features, raw[:middle], previous)
+        before = raw[:middle] if previous is None else np.concatenate(
+            [np.asarray(previous, dtype=raw.dtype).reshape(-1, raw.shape[1]), raw[:middle]])
+        second = self.features(raw[middle:], previous=before[len(before) - min(len(before), self.view.history_rows):])
+        return np.concatenate([first.result(), second])
 
     def encode(self, raw: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
         """Codes of raw rows. Shape: raw (n, F) -> (n, N) float32 in [0, 1]."""

@@ -9,6 +9,7 @@ chunk over to the next one, so the result does not depend on the chunk size.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,8 @@ def detect_file(
     """
     import pyarrow.csv as pcsv
 
+    from .models import encode
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     bar = None
@@ -68,10 +71,11 @@ def detect_file(
     # Predictions go to a temporary file renamed at the end: a failed run leaves no partial output.
     partial = out.with_name(f".{out.name}.partial")
     try:
-        with partial.open("wb") as handle:
+        # the view of a chunk runs as two halves on two threads (FaultModel.features)
+        with partial.open("wb") as handle, ThreadPoolExecutor(1, thread_name_prefix="detect-view") as pool:
             handle.write((",".join(PREDICTION_COLUMNS) + "\n").encode())
             for raw in iter_feature_table(table, model.feature_names, chunk_rows):
-                result = model.identify(raw, previous=history)
+                result = model.memory.identify(encode(model.encoder, model.features(raw, history, pool=pool)))
                 if model.view.history_rows:
                     recent = raw if history is None else np.concatenate([history, raw])
                     history = recent[len(recent) - min(len(recent), model.view.history_rows):]

@@ -97,8 +97,6 @@ THREAD_PARSE_BYTES = 256 * 2**10  # bodies past this are parsed off the event lo
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNKNOWN_RATE_WINDOW = 1000  # rows behind the unknown-rate gauge
-# rows from which a batch's features are computed on two threads (below it the hand-off costs more)
-PARALLEL_ROWS = 2048
 LOCK_FILE = ".serve.lock"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"  # media type of an Arrow IPC stream body
 ARROW_END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # the last 8 bytes of every IPC stream
@@ -440,8 +438,9 @@ def identify_many(model: FaultModel, memory, raws: Sequence[np.ndarray], *,
     first delta of every block missing exactly as ``previous=None`` does; views
     and the scaler work row by row, so nothing else crosses a block boundary.
     Baseline views (10 rows back) compute each block's features on its own.
-    With a ``pool``, the features of a stack of at least :data:`PARALLEL_ROWS` rows
-    are computed as two halves at once, one on the pool (NumPy releases the GIL).
+    With a ``pool``, the features of a stack of at least
+    :data:`~lossless_triplet.bundle.PARALLEL_ROWS` rows are computed as two halves at once
+    (see :meth:`~lossless_triplet.bundle.FaultModel.features`).
 
     Shape: raws: k arrays (n_i, F) float32, NaN = missing. Returns k dicts of (n_i,) arrays
     (the keys of :meth:`~lossless_triplet.memory.FaultMemory.identify`).
@@ -453,7 +452,7 @@ def identify_many(model: FaultModel, memory, raws: Sequence[np.ndarray], *,
 
     sizes = [len(raw) for raw in raws]
     if model.view.history_rows > 1:  # a baseline view: one gap row cannot separate blocks
-        features = np.concatenate([model.features(raw) for raw in raws])
+        features = np.concatenate([model.features(raw, pool=pool) for raw in raws])
     else:
         features = _stacked_features(model, raws, pool)
     result = memory.identify(encode(model.encoder, features))
@@ -463,25 +462,15 @@ def identify_many(model: FaultModel, memory, raws: Sequence[np.ndarray], *,
 
 def _stacked_features(model: FaultModel, raws: Sequence[np.ndarray], pool: Executor | None) -> np.ndarray:
     """Features of several blocks computed as one stack (see :func:`identify_many`), rows in order."""
-    sizes = [len(raw) for raw in raws]
-    keep = None
     if len(raws) == 1:
-        stacked = raws[0]
-    elif model.view.needs_previous_row:
-        gap = np.full((1, raws[0].shape[1]), np.nan, dtype=np.float32)
-        stacked = np.concatenate([part for raw in raws for part in (gap, raw)])
-        keep = np.ones(len(stacked), dtype=bool)
-        keep[np.cumsum([0] + [n + 1 for n in sizes[:-1]])] = False
-    else:
-        stacked = np.concatenate(raws)
-    if pool is None or len(stacked) < PARALLEL_ROWS:
-        features = model.features(stacked)
-    else:
-        middle = len(stacked) // 2
-        first = pool.submit(model.features, stacked[:middle])
-        second = model.features(stacked[middle:], previous=stacked[middle - 1])
-        features = np.concatenate([first.result(), second])
-    return features if keep is None else features[keep]
+        return model.features(raws[0], pool=pool)
+    if not model.view.needs_previous_row:
+        return model.features(np.concatenate(raws), pool=pool)
+    gap = np.full((1, raws[0].shape[1]), np.nan, dtype=np.float32)
+    stacked = np.concatenate([part for raw in raws for part in (gap, raw)])
+    keep = np.ones(len(stacked), dtype=bool)
+    keep[np.cumsum([0] + [len(raw) + 1 for raw in raws[:-1]])] = False
+    return model.features(stacked, pool=pool)[keep]
 
 
 class _Batcher:
