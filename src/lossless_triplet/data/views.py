@@ -26,9 +26,9 @@ row (previous row in the given order, i.e. the previous minute for KDDI), which
 captures fault onsets. ``+baseline`` adds each statistic minus its median over the
 previous :data:`BASELINE_ROWS` rows (NaN ignored): how far this minute is from the
 network's recent normal. A median, not a mean, because a fault lasts a few minutes
-and should not move its own reference. Deltas need the previous row: :meth:`FeatureView.transform`
-takes it as ``previous`` so a stream read in chunks gives the same result as the
-whole table.
+and should not move its own reference. Deltas and baselines need the rows before:
+:meth:`FeatureView.transform` takes them as ``previous`` so a stream read in chunks
+gives the same result as the whole table.
 
 Views are fitted on training rows only and serialise to JSON (no pickle).
 """
