@@ -3,7 +3,8 @@
 ``detect_file`` reads a table chunk by chunk and writes one prediction line per
 input row, in order, so memory is bounded by the chunk whatever the file size.
 Views that look back (delta: 1 row, baseline: 10) carry the last raw rows of a
-chunk over to the next one, so the result does not depend on the chunk size.
+chunk over to the next one, so the features do not depend on the chunk size (the
+encoder's float32 sums may differ in the last digit between batch sizes).
 """
 
 from __future__ import annotations
