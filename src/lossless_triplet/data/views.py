@@ -288,8 +288,11 @@ class FeatureView:
         return np.concatenate(list(self.links_.values())) if self.links_ else np.zeros((0, 2), dtype=np.int64)
 
     def _log_ratios(self, logged: np.ndarray) -> np.ndarray:
-        """(n, B) signed-log sent minus signed-log received, per directed link pair."""
-        return logged[:, self._pairs[:, 0]] - logged[:, self._pairs[:, 1]]
+        """(n, B) signed-log sent minus signed-log received, per directed link pair.
+
+        One gather of both ends: measured about 1.5x faster than two fancy indexes."""
+        ends = np.take(logged, self._pairs.ravel(), axis=1).reshape(len(logged), -1, 2)
+        return ends[:, :, 0] - ends[:, :, 1]
 
     def _set_columns(self, feature_names: Sequence[str]) -> None:
         self.feature_names_in_ = tuple(str(n) for n in feature_names)
@@ -388,9 +391,7 @@ class FeatureView:
         torch.from_numpy(out).log1p_()
         np.copysign(out, X, out=out)
         if self.links_:  # link balances are columns after the inputs: one (n, F + B) block
-            # one gather from the contiguous logs: measured about 1.5x faster than two fancy indexes
-            pairs = np.take(out, self._pairs.ravel(), axis=1).reshape(len(out), -1, 2)
-            out = np.concatenate([out, pairs[:, :, 0] - pairs[:, :, 1]], axis=1)
+            out = np.concatenate([out, self._log_ratios(out)], axis=1)
         out -= self._median32
         out *= self._inv_iqr32
         return out
