@@ -96,9 +96,7 @@ class FaultModel:
             return self.scaler.transform(self.view.transform(raw, previous=previous))
         middle = len(raw) // 2
         first = pool.submit(self.features, raw[:middle], previous)
-        before = raw[:middle] if previous is None else np.concatenate(
-            [np.asarray(previous, dtype=raw.dtype).reshape(-1, raw.shape[1]), raw[:middle]])
-        second = self.features(raw[middle:], previous=before[len(before) - min(len(before), self.view.history_rows):])
+        second = self.features(raw[middle:], previous=self.view.recent_rows(previous, raw[:middle]))
         return np.concatenate([first.result(), second])
 
     def encode(self, raw: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:

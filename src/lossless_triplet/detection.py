@@ -77,9 +77,7 @@ def detect_file(
             handle.write((",".join(PREDICTION_COLUMNS) + "\n").encode())
             for raw in iter_feature_table(table, model.feature_names, chunk_rows):
                 result = model.memory.identify(encode(model.encoder, model.features(raw, history, pool=pool)))
-                if model.view.history_rows:
-                    recent = raw if history is None else np.concatenate([history, raw])
-                    history = recent[len(recent) - min(len(recent), model.view.history_rows):]
+                history = model.view.recent_rows(history, raw)
                 pcsv.write_csv(_prediction_table(result, written), handle,
                                pcsv.WriteOptions(include_header=False))
                 written += len(raw)

@@ -229,7 +229,7 @@ def test_rolling_median_network_and_sort_agree_with_gaps():
     level = rng.normal(size=(300, 6)).astype(np.float32)
     level[rng.random(level.shape) < 0.01] = np.nan  # about half the windows have a gap: the sorted path
     past = rng.normal(size=(4, 6)).astype(np.float32)
-    fast = _rolling_median(past, level, 10)
+    fast = _rolling_median(past, level)
     padded = np.concatenate([np.full((6, 6), np.nan, np.float32), past, level])
     every = np.lib.stride_tricks.sliding_window_view(padded, 10, axis=0)[:300]
     np.testing.assert_array_equal(fast, _sorted_median(every))

@@ -46,7 +46,7 @@ __all__ = ["VIEWS", "FeatureView", "kpi_groups", "link_pairs", "resolve_view", "
 
 VIEWS = ("raw", "kpi-stats", "kpi-stats+delta", "kpi-stats+link", "kpi-stats+delta+link", "kpi-stats+baseline",
          "kpi-stats+link+baseline")
-BASELINE_ROWS = 10  # rows (minutes for KDDI) whose median is a +baseline view's reference
+BASELINE_ROWS = 10  # rows (minutes for KDDI) whose median is a +baseline view's reference (_NETWORK_10's inputs)
 _MEDIAN_BLOCK = 4096  # rows per block of the rolling median: bounds its (block, D, BASELINE_ROWS) copy
 AUTO = "auto"
 N_EXTREMES = 3  # lowest / highest values kept per group (DESIGN.md prototype)
@@ -127,36 +127,39 @@ _NETWORK_10 = ((0, 5), (1, 6), (2, 7), (3, 8), (4, 9), (0, 3), (5, 8), (1, 4), (
                (2, 3), (6, 7), (3, 4), (5, 6), (4, 5))
 
 
-def _rolling_median(past: np.ndarray, level: np.ndarray, rows: int) -> np.ndarray:
-    """(n, D) median of the ``rows`` rows before each row of ``level`` (taken from ``past``, then
-    ``level`` itself), NaN ignored; NaN where none is observed (the first row without history).
+def _rolling_median(past: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """(n, D) median of the :data:`BASELINE_ROWS` rows before each row of ``level`` (taken from
+    ``past``, then ``level`` itself), NaN ignored; NaN where none is observed (the first row
+    without history).
 
-    Windows of 10 rows without a NaN go through :data:`_NETWORK_10`; the others (the first rows of
-    a table, statistics of a missing group) are sorted one by one. Both give (v[4] + v[5]) / 2 of
-    the sorted values, so the result does not depend on the path.
+    Windows without a NaN go through :data:`_NETWORK_10`; the others (the first rows of a table,
+    statistics of a missing group) are sorted one by one. Both give (v[4] + v[5]) / 2 of the
+    sorted values, so the result does not depend on the path.
 
-    Shape: past (k, D) the rows before ``level[0]`` (the last ``rows`` are used), level (n, D).
+    Shape: past (k, D), k <= BASELINE_ROWS, the rows before ``level[0]``; level (n, D).
     """
+    rows = BASELINE_ROWS
     n, width = level.shape
-    past = past[len(past) - min(len(past), rows):]
     padded = np.concatenate([np.full((rows - len(past), width), np.nan, dtype=level.dtype), past, level])
     windows = np.lib.stride_tricks.sliding_window_view(padded, rows, axis=0)[:n]  # window j: the rows before j
     out = np.empty((n, width), dtype=level.dtype)
     for start in range(0, n, _MEDIAN_BLOCK):
         stop = min(start + _MEDIAN_BLOCK, n)
-        if rows == 10:
-            lanes = [padded[start + j:stop + j].copy() for j in range(rows)]
-            gaps = np.flatnonzero(np.any([np.isnan(lane).any(axis=1) for lane in lanes], axis=0))
-            for a, b in _NETWORK_10:
-                low = np.minimum(lanes[a], lanes[b])
-                np.maximum(lanes[a], lanes[b], out=lanes[b])
-                lanes[a] = low
-            out[start:stop] = (lanes[4] + lanes[5]) / 2
-        else:
-            gaps = np.arange(stop - start)
+        lanes = [padded[start + j:stop + j].copy() for j in range(rows)]
+        gaps = np.flatnonzero(np.any([np.isnan(lane).any(axis=1) for lane in lanes], axis=0))
+        for a, b in _NETWORK_10:
+            low = np.minimum(lanes[a], lanes[b])
+            np.maximum(lanes[a], lanes[b], out=lanes[b])
+            lanes[a] = low
+        out[start:stop] = (lanes[4] + lanes[5]) / 2
         if gaps.size:
             out[start + gaps] = _sorted_median(windows[start + gaps])
     return out
+
+
+def _last(rows: np.ndarray, k: int) -> np.ndarray:
+    """The last ``k`` rows (none for k = 0, where ``rows[-0:]`` would give all)."""
+    return rows[len(rows) - min(len(rows), k):]
 
 
 def _sorted_median(windows: np.ndarray) -> np.ndarray:
@@ -339,6 +342,18 @@ class FeatureView:
         ``+baseline`` views, 1 for ``+delta``, else 0."""
         return BASELINE_ROWS if "+baseline" in self.name else int("+delta" in self.name)
 
+    def recent_rows(self, *parts: np.ndarray | None) -> np.ndarray:
+        """The last :attr:`history_rows` raw rows of ``parts`` taken in order (what ``previous``
+        of :meth:`transform` needs to continue a stream), as float32 (k, n_features_in), oldest
+        first; only the tails are copied.
+
+        Shape: each part None, (n_features_in,) for one row, or (n, n_features_in).
+        """
+        width, keep = len(self.feature_names_in_), self.history_rows
+        tails = [_last(np.asarray(part, dtype=np.float32).reshape(-1, width), keep)
+                 for part in parts if part is not None]
+        return _last(np.concatenate(tails), keep) if tails else np.zeros((0, width), dtype=np.float32)
+
     def transform(self, X: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
         """Map raw rows to view features.
 
@@ -367,15 +382,13 @@ class FeatureView:
             return X.astype(np.float32)
         scaled = self._scaled(X)
         blocks = [self._pooled(scaled)]
-        prior = np.zeros((0, X.shape[1]), np.float32) if previous is None else (
-            np.asarray(previous, dtype=np.float32).reshape(-1, X.shape[1]))
-        history = prior[len(prior) - min(len(prior), self.history_rows):]
+        history = self.recent_rows(previous)
         if "+delta" in self.name:
             before = self._scaled(history[-1:]) if len(history) else np.full((1, scaled.shape[1]), np.nan, dtype=np.float32)
             blocks.append(self._pooled(np.diff(np.vstack([before, scaled]), axis=0)))
         if "+baseline" in self.name:
             past = self._pooled(self._scaled(history)) if len(history) else blocks[0][:0]
-            blocks.append(blocks[0] - _rolling_median(past, blocks[0], BASELINE_ROWS))
+            blocks.append(blocks[0] - _rolling_median(past, blocks[0]))
         return np.hstack(blocks).astype(np.float32, copy=False)
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
