@@ -99,15 +99,20 @@ class FaultModel:
         second = self.features(raw[middle:], previous=self.view.recent_rows(previous, raw[:middle]))
         return np.concatenate([first.result(), second])
 
-    def encode(self, raw: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
-        """Codes of raw rows. Shape: raw (n, F) -> (n, N) float32 in [0, 1]."""
+    def encode(self, raw: np.ndarray, previous: np.ndarray | None = None, *, pool: Executor | None = None
+               ) -> np.ndarray:
+        """Codes of raw rows (``previous`` and ``pool`` as in :meth:`features`).
+
+        Shape: raw (n, F) -> (n, N) float32 in [0, 1]."""
         from .models import encode
 
-        return encode(self.encoder, self.features(raw, previous))
+        return encode(self.encoder, self.features(raw, previous, pool=pool))
 
-    def identify(self, raw: np.ndarray, previous: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Status of raw rows: see :meth:`lossless_triplet.memory.FaultMemory.identify`."""
-        return self.memory.identify(self.encode(raw, previous))
+    def identify(self, raw: np.ndarray, previous: np.ndarray | None = None, *, pool: Executor | None = None
+                 ) -> dict[str, np.ndarray]:
+        """Status of raw rows (``previous`` and ``pool`` as in :meth:`features`): see
+        :meth:`lossless_triplet.memory.FaultMemory.identify`."""
+        return self.memory.identify(self.encode(raw, previous, pool=pool))
 
     def add_fault(self, name: str, raw: np.ndarray) -> None:
         """Create or extend the signature ``name`` from raw rows (one is enough).

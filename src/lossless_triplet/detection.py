@@ -58,8 +58,6 @@ def detect_file(
     """
     import pyarrow.csv as pcsv
 
-    from .models import encode
-
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     bar = None
@@ -76,7 +74,7 @@ def detect_file(
         with partial.open("wb") as handle, ThreadPoolExecutor(1, thread_name_prefix="detect-view") as pool:
             handle.write((",".join(PREDICTION_COLUMNS) + "\n").encode())
             for raw in iter_feature_table(table, model.feature_names, chunk_rows):
-                result = model.memory.identify(encode(model.encoder, model.features(raw, history, pool=pool)))
+                result = model.identify(raw, previous=history, pool=pool)
                 history = model.view.recent_rows(history, raw)
                 pcsv.write_csv(_prediction_table(result, written), handle,
                                pcsv.WriteOptions(include_header=False))

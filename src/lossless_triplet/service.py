@@ -451,19 +451,17 @@ def identify_many(model: FaultModel, memory, raws: Sequence[np.ndarray], *,
     from .models import encode
 
     sizes = [len(raw) for raw in raws]
-    if model.view.history_rows > 1:  # a baseline view: one gap row cannot separate blocks
-        features = np.concatenate([model.features(raw, pool=pool) for raw in raws])
-    else:
-        features = _stacked_features(model, raws, pool)
-    result = memory.identify(encode(model.encoder, features))
+    result = memory.identify(encode(model.encoder, _stacked_features(model, raws, pool)))
     bounds = np.cumsum([0, *sizes])
     return [{key: value[a:b] for key, value in result.items()} for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _stacked_features(model: FaultModel, raws: Sequence[np.ndarray], pool: Executor | None) -> np.ndarray:
-    """Features of several blocks computed as one stack (see :func:`identify_many`), rows in order."""
+    """Features of several blocks, each as if alone (see :func:`identify_many`), rows in order."""
     if len(raws) == 1:
         return model.features(raws[0], pool=pool)
+    if model.view.history_rows > 1:  # a baseline view: one gap row cannot separate blocks
+        return np.concatenate([model.features(raw, pool=pool) for raw in raws])
     if not model.view.needs_previous_row:
         return model.features(np.concatenate(raws), pool=pool)
     gap = np.full((1, raws[0].shape[1]), np.nan, dtype=np.float32)
