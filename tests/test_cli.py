@@ -124,3 +124,18 @@ def test_training_budget_is_split_into_whole_epochs_of_at_most_50_steps():
     assert epochs_and_steps(7) == (1, 7) and epochs_and_steps(101) == (101, 1) and epochs_and_steps(120) == (3, 40)
     with pytest.raises(ValueError, match="must be >= 1"):
         epochs_and_steps(0)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["demo"], (100, 40)),  # the demo's own budget (its baseline view keeps gaining; README "Results")
+    (["compare", "--train", "a.csv", "--test", "b.csv", "--label-column", "s"], (30, 40)),
+    (["demo", "--quick"], (6, 15)),
+    (["demo", "--quick", "--epochs", "2"], (2, 15)),
+    (["compare", "--train", "a.csv", "--test", "b.csv", "--label-column", "s", "--steps-per-epoch", "5"], (30, 5)),
+])
+def test_each_command_trains_its_own_budget_and_options_override_it(argv, expected):
+    from lossless_triplet.cli import build_parser
+    from lossless_triplet.cli.compare import _train_config
+
+    config = _train_config(build_parser().parse_args(argv))
+    assert (config.epochs, config.steps_per_epoch) == expected
