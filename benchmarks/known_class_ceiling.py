@@ -1,6 +1,6 @@
 """A row-by-row ceiling for the known KDDI classes: a random forest given ALL their labels.
 
-Run by hand (not a test):  python benchmarks/known_class_ceiling.py [--views kpi-stats,kpi-stats+link]
+Run by hand (not a test):  python benchmarks/known_class_ceiling.py [--views kpi-stats+link,kpi-stats+link+baseline]
 
 The one-shot quality goal is limited by the known classes (normal, bgp-hijacking, bgp-injection,
 tap-loss, tap-delay), not by the held-out ones. This fits scikit-learn's RandomForestClassifier
@@ -27,7 +27,8 @@ HOLDOUT = ["node-down", "interface-down"]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--views", default="kpi-stats,kpi-stats+link", help="comma-separated feature views")
+    parser.add_argument("--views", default="kpi-stats+link,kpi-stats+link+baseline",
+                        help="comma-separated feature views (default: `train`'s and `demo`'s on KDDI)")
     parser.add_argument("--jobs", type=int, default=2, help="random-forest worker threads")
     args = parser.parse_args()
     train, test = load_kddi_nfv("train"), load_kddi_nfv("eval")
