@@ -64,7 +64,7 @@ def detect_file(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(unit="rows", unit_scale=True, desc="detect", leave=False)
+        bar = tqdm(unit="rows", unit_scale=True, desc="detect")  # left on screen: the final count
     written = 0
     history = None  # the last raw rows, for views that look back (delta, baseline)
     # Predictions go to a temporary file renamed at the end: a failed run leaves no partial output.

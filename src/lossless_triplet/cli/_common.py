@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 
+def require_positive(args, *names: str) -> None:
+    """Refuse an option below 1, naming its flag (``dim`` -> ``--dim``); options not given (None) pass.
+
+    Raises:
+        ValueError: ``--NAME VALUE must be >= 1``.
+    """
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} {value} must be >= 1")
+
+
 def csv_list(text: str) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]`` (argparse ``type=`` for comma-separated options)."""
     return [item.strip() for item in text.split(",") if item.strip()]

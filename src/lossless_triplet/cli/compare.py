@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import AUTO_VIEW, LOSS_NAMES, VIEW_NAMES, csv_list
+from ._common import AUTO_VIEW, LOSS_NAMES, VIEW_NAMES, csv_list, require_positive
 
 DEMO_HOLDOUT = ("node-down", "interface-down")
 # Measured on KDDI (README, "Results"): the kpi-stats view with N = 16 beats raw features with
@@ -41,7 +41,7 @@ def _add_training_options(parser: argparse.ArgumentParser, default_view: str, bu
     parser.add_argument("--steps-per-epoch", type=int,
                         help=f"optimiser steps per epoch (default {budget['steps_per_epoch']}, "
                         f"--quick {QUICK_BUDGET['steps_per_epoch']})")
-    parser.add_argument("--seed", type=int, default=0, help="seed for weights, batches and one-shot draws")
+    parser.add_argument("--seed", type=int, default=0, help="seed for weights, batches and one-shot draws (default 0)")
     parser.add_argument("--draws", type=int, default=10, help="one-shot draws to average over (default 10)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--animate", action="store_true",
@@ -52,6 +52,7 @@ def _add_training_options(parser: argparse.ArgumentParser, default_view: str, bu
 def _train_config(args: argparse.Namespace):
     from ..training import TrainConfig
 
+    require_positive(args, "dim", "epochs", "steps_per_epoch", "draws")
     budget = dict(QUICK_BUDGET if args.quick else args.budget)
     for key in ("epochs", "steps_per_epoch"):
         if getattr(args, key) is not None:
@@ -63,16 +64,17 @@ def format_table(document: dict) -> str:
     """The comparison as a fixed-width text table, one row per loss (and baseline)."""
     columns = [("precision_at_1", "P@1"), ("r_precision", "R-prec"), ("map_at_r", "MAP@R"),
                ("one_shot_macro_f1", "1-shot F1"), ("heldout_accuracy", "held-out acc"),
-               ("compactness", "compact"), ("final_train_loss", "final loss"), ("train_seconds", "seconds")]
+               ("unknown_auroc", "unknown AUROC"), ("compactness", "compact"), ("final_train_loss", "final loss"),
+               ("train_seconds", "seconds")]
     rows = [(name, m) for name, m in document["losses"].items()]
     rows += [(f"({name}, no training)", m) for name, m in document.get("baselines", {}).items()]
     width = max(len(name) for name, _ in rows) + 2
-    lines = ["".ljust(width) + "".join(f"{title:>13}" for _, title in columns)]
+    lines = ["".ljust(width) + "".join(f"{title:>14}" for _, title in columns)]
     for name, metrics in rows:
         cells = []
         for key, _ in columns:
             value = metrics.get(key)
-            cells.append(f"{'-' if value is None else f'{value:.3f}':>13}")
+            cells.append(f"{'-' if value is None else f'{value:.3f}':>14}")
         lines.append(name.ljust(width) + "".join(cells))
     return "\n".join(lines)
 
@@ -140,6 +142,6 @@ def register(sub) -> None:
     compare.add_argument("--label-column", required=True, help="column holding the class (string or integer)")
     compare.add_argument("--holdout", type=csv_list, default=[],
                          help="comma-separated classes removed from training, then given one example each")
-    compare.add_argument("--out", type=Path, default=Path("runs/compare"), help="output directory")
+    compare.add_argument("--out", type=Path, default=Path("runs/compare"), help="output directory (default runs/compare)")
     _add_training_options(compare, DEFAULT_VIEW, FULL_BUDGET)
     compare.set_defaults(handler=_cmd_compare)

@@ -7,12 +7,13 @@ import json
 from pathlib import Path
 
 from ..budget import EMBEDDING_DIM, QUICK_STEPS, TRAIN_STEPS, epochs_and_steps
-from ._common import AUTO_VIEW, LOSS_NAMES, VIEW_NAMES, csv_list
+from ._common import AUTO_VIEW, LOSS_NAMES, VIEW_NAMES, csv_list, require_positive
 
 def _steps_config(args: argparse.Namespace):
     """A TrainConfig doing exactly ``steps`` optimiser steps (epochs x steps_per_epoch)."""
     from ..training import TrainConfig
 
+    require_positive(args, "dim")
     steps = args.steps if args.steps is not None else (QUICK_STEPS if args.quick else TRAIN_STEPS)
     epochs, per_epoch = epochs_and_steps(steps)
     return TrainConfig(embedding_dim=args.dim, seed=args.seed, epochs=epochs, steps_per_epoch=per_epoch)
@@ -25,8 +26,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ..data import load_table
     from ..data.views import resolve_view
 
-    if args.checkpoint_every is not None and args.checkpoint_every < 1:
-        raise ValueError(f"--checkpoint-every {args.checkpoint_every} must be >= 1")
+    require_positive(args, "checkpoint_every")
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a directory for the model bundle")
     config = _steps_config(args)
@@ -44,6 +44,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                 checkpoint_every=args.checkpoint_every, resume=args.resume)
         if not main:
             return 0
+        model.info["label_column"] = args.label_column  # add-fault recognises a labelled table by it
         model.save(args.out)
     print(f"trained {args.loss} on {model.info['n_train_rows']} rows ({view} view, N = {args.dim}"
           f"{f', {processes} processes' if processes > 1 else ''}); signatures: {', '.join(model.memory.names)}")
@@ -56,15 +57,57 @@ def _cmd_add_fault(args: argparse.Namespace) -> int:
     from ..data import read_feature_table
 
     model = FaultModel.load(args.model)
-    rows = read_feature_table(args.data, model.feature_names)
+    column = args.label_column or _trained_label_column(model, args.data)
+    if column is None:
+        rows, examples = read_feature_table(args.data, model.feature_names), None
+    else:
+        rows, examples = _labelled_examples(model, args.data, column, args.name, chosen=args.label_column is not None)
     existed = args.name in model.memory.names
-    model.add_fault(args.name, rows)
+    model.add_fault(args.name, rows, examples=examples)
     model.save_signatures(args.model)
     radius = model.memory.radii()[args.name]
     count = model.memory.signatures_[args.name].count
-    print(f"{'extended' if existed else 'added'} fault {args.name!r} from {len(rows)} row(s) "
+    n_examples = len(rows) if examples is None else int(examples.sum())
+    context = f" labelled {args.name!r} in {column!r} (the other {len(rows) - n_examples} gave context)" \
+        if n_examples < len(rows) else ""
+    print(f"{'extended' if existed else 'added'} fault {args.name!r} from {n_examples} row(s){context} "
           f"({count} in all, radius {radius:.4g}); saved to {args.model}")
     return 0
+
+
+def _trained_label_column(model, path: Path) -> str | None:
+    """The label column ``train`` recorded in the bundle, when the table ``path`` has it too."""
+    from ..data import table_columns
+
+    column = model.info.get("label_column")
+    return column if column is not None and column in table_columns(path) else None
+
+
+def _labelled_examples(model, path: Path, column: str, name: str, *, chosen: bool):
+    """Raw rows of ``path`` and the mask of those labelled ``name`` in ``column``.
+
+    Raises:
+        ValueError: no row labelled ``name``; or (``chosen`` False: the column was found, not
+            passed) rows with other labels, which would otherwise all go into the signature.
+    """
+    import numpy as np
+
+    from ..data import load_table
+
+    data = load_table(path, column, feature_columns=model.feature_names)
+    labels = np.asarray(data.class_names, dtype=object)[data.labels]
+    examples = labels == name
+    found = ", ".join(sorted(set(labels))[:10]) + (" ..." if len(set(labels)) > 10 else "")
+    if not chosen and not examples.all():
+        raise ValueError(
+            f"{path} has the label column {column!r} the model was trained with, and its rows are labelled "
+            f"{found}: pass --label-column {column} to add only the rows labelled {name!r} (the others then "
+            f"give the views their previous minutes), or give a table of that fault's rows only"
+        )
+    if not examples.any():
+        raise ValueError(f"no row of {path} has {column} = {name!r} (its labels: {found}); "
+                         "pass the fault's label as --name")
+    return data.features, examples
 
 
 def _cmd_faults(args: argparse.Namespace) -> int:
@@ -85,6 +128,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     from ..bundle import FaultModel
     from ..detection import detect_file
 
+    require_positive(args, "chunk_rows")
     model = FaultModel.load(args.model)
     n = detect_file(model, args.data, args.out, chunk_rows=args.chunk_rows, progress=not args.no_progress)
     print(f"wrote {n} predictions to {args.out}")
@@ -124,7 +168,8 @@ def register(sub) -> None:
                            "the P x K batch is split over the processes and mined as a whole.")
     train.add_argument("--data", type=Path, required=True, help="labelled training table (CSV, TSV, Parquet)")
     train.add_argument("--label-column", required=True, help="column holding the status")
-    train.add_argument("--loss", choices=LOSS_NAMES, default="lossless", help="loss (default lossless)")
+    train.add_argument("--loss", choices=LOSS_NAMES, default="triplet",
+                       help="loss (default triplet: the best one-shot macro-F1 on KDDI, README Results)")
     train.add_argument("--holdout", type=csv_list, default=[], help="comma-separated statuses left out")
     train.add_argument("--view", choices=(AUTO_VIEW, *VIEW_NAMES), default=AUTO_VIEW,
                        help="feature view (default auto: kpi-stats+link when columns name links measured at "
@@ -133,7 +178,7 @@ def register(sub) -> None:
     train.add_argument("--dim", type=int, default=EMBEDDING_DIM, help=f"code width N (default {EMBEDDING_DIM})")
     train.add_argument("--steps", type=int, help=f"optimiser steps (default {TRAIN_STEPS}, --quick {QUICK_STEPS})")
     train.add_argument("--quick", action="store_true", help="a short training budget")
-    train.add_argument("--seed", type=int, default=0, help="seed")
+    train.add_argument("--seed", type=int, default=0, help="seed for weights and batches (default 0)")
     train.add_argument("--checkpoint-every", type=int, metavar="K",
                        help="write a resumable checkpoint every K steps into OUT/checkpoints (rank 0 only)")
     train.add_argument("--resume", action="store_true",
@@ -145,10 +190,15 @@ def register(sub) -> None:
 
     add = sub.add_parser("add-fault", help="add (or extend) a fault signature from example rows",
                          description="Encode the rows of --data and add them to the signature --name "
-                         "(created if new). One row is enough.")
+                         "(created if new). One row is enough. With --label-column, only the rows labelled "
+                         "--name are added.")
     add.add_argument("--model", type=Path, required=True, help="model directory")
     add.add_argument("--data", type=Path, required=True, help="table with the example row(s)")
     add.add_argument("--name", required=True, help="fault name")
+    add.add_argument("--label-column", metavar="COL",
+                     help="add only the rows whose COL is --name; the other rows are read as the minutes "
+                     "around them (what delta and baseline views look back at) and not added. A table "
+                     "holding the label column the model was trained with needs this option")
     add.set_defaults(handler=_cmd_add_fault)
 
     faults = sub.add_parser("faults", help="list (or remove) the signatures of a model",
@@ -164,7 +214,7 @@ def register(sub) -> None:
     detect.add_argument("--model", type=Path, required=True, help="model directory")
     detect.add_argument("--data", type=Path, required=True, help="table with the model's feature columns")
     detect.add_argument("--out", type=Path, required=True, help="prediction CSV to write")
-    detect.add_argument("--chunk-rows", type=int, default=65_536, help="rows read at a time (bounds memory)")
+    detect.add_argument("--chunk-rows", type=int, default=65_536, help="rows read at a time (default 65536; bounds memory)")
     detect.add_argument("--no-progress", action="store_true", help="hide the row counter")
     detect.set_defaults(handler=_cmd_detect)
 
@@ -173,7 +223,8 @@ def register(sub) -> None:
     evaluate.add_argument("--model", type=Path, required=True, help="model directory")
     evaluate.add_argument("--data", type=Path, required=True, help="labelled table")
     evaluate.add_argument("--label-column", required=True, help="column holding the status")
-    evaluate.add_argument("--out", type=Path, help="directory for evaluation.json")
+    evaluate.add_argument("--out", type=Path, help="also write evaluation.json into this directory "
+                          "(default: print only)")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     export = sub.add_parser("export-kddi", help="write a split of the bundled KDDI data as CSV",

@@ -281,6 +281,24 @@ def read_feature_table(path: str | Path, feature_names: Sequence[str]) -> np.nda
     return _feature_matrix(frame, feature_names, path)
 
 
+def table_columns(path: str | Path) -> list[str]:
+    """The column names of a table (CSV, TSV, optionally .gz, or Parquet), from its header line
+    or Parquet schema: the rows are not read.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: an empty text file, repeated column names, a damaged .gz file.
+    """
+    path = Path(path)
+    _require_file(path)
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    return _text_layout(path, suffixes)[1]
+
+
 def iter_feature_table(
     path: str | Path, feature_names: Sequence[str], chunk_rows: int = 65_536
 ) -> Iterator[np.ndarray]:
@@ -305,8 +323,7 @@ def iter_feature_table(
     feature_names = [str(n) for n in feature_names]
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows={chunk_rows} must be >= 1")
-    if not path.is_file():
-        raise FileNotFoundError(f"no such table file: {path}")
+    _require_file(path)
     suffixes = [s.lower() for s in path.suffixes]
     parquet = bool(suffixes) and suffixes[-1] in PARQUET_SUFFIXES
     if parquet:
@@ -500,8 +517,7 @@ def _arrow_matrix(batch, feature_names: list[str], path: Path, first_row: int) -
 
 def _read_frame(path: Path) -> pd.DataFrame:
     """Read the whole file; cells are checked per column later."""
-    if not path.is_file():
-        raise FileNotFoundError(f"no such table file: {path}")
+    _require_file(path)
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] in PARQUET_SUFFIXES:
         frame = _read_parquet(path)
@@ -564,15 +580,25 @@ def _header_line(path: Path) -> str:
         raise _damaged(path, error) from None
 
 
+def _require_file(path: Path) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f"no such table file: {path}")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a regular file (a directory or a device); give the path of a CSV, TSV "
+                         "or Parquet table")
+
+
 def _require_columns(frame: pd.DataFrame, wanted: Sequence[str], path: Path, what: str) -> None:
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
         shown = 20  # a wide table can lack hundreds (e.g. a file that is not the expected table at all)
         listed = ", ".join(repr(c) for c in missing[:shown]) + (
             f" and {len(missing) - shown} more" if len(missing) > shown else "")
+        fix = ("check the column name (the label option takes the header's spelling)" if what == "label column"
+               else "add them under these exact names (the header's spelling; extra columns are ignored)")
         raise ValueError(
             f"{path}: missing {what}{'s' if len(missing) > 1 else ''} {listed}; "
-            f"available columns: {_some(list(frame.columns))}"
+            f"available columns: {_some(list(frame.columns))}; {fix}"
         )
 
 
