@@ -76,6 +76,9 @@ def test_quick_demo_on_the_bundled_data(tmp_path):
         (lambda d: ["--label-column", "state", "--holdout", "mystery"], "mystery"),
         (lambda d: ["--label-column", "state", "--losses", "hinge2"], "hinge2"),
         (lambda d: ["--label-column", "state", "--holdout", "ok,disk-full,cpu-hog"], "at least 2 classes"),
+        (lambda d: ["--label-column", "state", "--dim", "0"], "--dim 0 must be >= 1"),
+        (lambda d: ["--label-column", "state", "--draws", "-1"], "--draws -1 must be >= 1"),
+        (lambda d: ["--label-column", "state", "--test", str(d)], "is not a regular file"),
     ],
 )
 def test_bad_input_gives_one_clear_error(tmp_path, capsys, make_args, message):
