@@ -175,7 +175,12 @@ def _sorted_median(windows: np.ndarray) -> np.ndarray:
 
 def _robust_scale(logged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-column median and spread of signed-log training values: the inter-quartile range, or
-    the std for near-constant columns (a 0/1 status that is almost always 1), then 1."""
+    the std for near-constant columns (a 0/1 status that is almost always 1), then 1.
+
+    Known fragility, kept because the measured alternatives did worse (README, "Feature views"):
+    for a column with one value in every training row the std is float rounding noise (KDDI's
+    admin-status columns: 6e-14), so a change of it at run time (a link going admin-down) becomes
+    a feature of about 1e13 that saturates the code."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN columns: 0 and 1 below
         q1, median, q3 = np.nanpercentile(logged, [25, 50, 75], axis=0)
