@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Learn a code for network status with the lossless triplet loss, compare losses, "
         "and recognise fault types from one example.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details: imputed values of the encoder input, each loss's metrics, resumed checkpoints")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log details: imputed values of the encoder input, each loss's metrics, "
+                        "resumed checkpoints")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(sub)

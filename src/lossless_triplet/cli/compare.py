@@ -19,7 +19,7 @@ VIEW_HELP = ("raw: the columns; kpi-stats: order statistics per KPI group; +delt
              "since the previous row; +link: and link balances; +baseline: and the deviation from the "
              "median of the previous 10 rows (rows must be consecutive minutes of one network)")
 DEFAULT_DIM = 16
-FULL_BUDGET = {"epochs": 30, "steps_per_epoch": 40}
+COMPARE_BUDGET = {"epochs": 30, "steps_per_epoch": 40}
 # The demo's view has twice the features of a row-local one and keeps gaining from longer training:
 # triplet one-shot macro-F1 over seeds 0-11 went from 0.790 (30 epochs) to 0.808 (100 epochs); on
 # row-local views 10 and 30 epochs gave the same (README, "Results").
@@ -142,6 +142,7 @@ def register(sub) -> None:
     compare.add_argument("--label-column", required=True, help="column holding the class (string or integer)")
     compare.add_argument("--holdout", type=csv_list, default=[],
                          help="comma-separated classes removed from training, then given one example each")
-    compare.add_argument("--out", type=Path, default=Path("runs/compare"), help="output directory (default runs/compare)")
-    _add_training_options(compare, DEFAULT_VIEW, FULL_BUDGET)
+    compare.add_argument("--out", type=Path, default=Path("runs/compare"),
+                         help="output directory (default runs/compare)")
+    _add_training_options(compare, DEFAULT_VIEW, COMPARE_BUDGET)
     compare.set_defaults(handler=_cmd_compare)

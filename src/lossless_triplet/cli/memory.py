@@ -214,7 +214,8 @@ def register(sub) -> None:
     detect.add_argument("--model", type=Path, required=True, help="model directory")
     detect.add_argument("--data", type=Path, required=True, help="table with the model's feature columns")
     detect.add_argument("--out", type=Path, required=True, help="prediction CSV to write")
-    detect.add_argument("--chunk-rows", type=int, default=65_536, help="rows read at a time (default 65536; bounds memory)")
+    detect.add_argument("--chunk-rows", type=int, default=65_536,
+                        help="rows read at a time (default 65536; bounds memory)")
     detect.add_argument("--no-progress", action="store_true", help="hide the row counter")
     detect.set_defaults(handler=_cmd_detect)
 
