@@ -130,7 +130,7 @@ def evaluate_model(model: FaultModel, data: Dataset, *, retrieval: bool = True) 
     columns = [data.feature_names.index(n) for n in model.feature_names]
     codes = model.encode(data.features[:, columns])
     result = model.memory.identify(codes)
-    names = np.array(data.class_names, dtype=object)[data.labels].astype(str)
+    names = data.label_names.astype(str)
     known = np.isin(names, model.memory.names)
     truth = np.where(known, names, UNKNOWN)
     document = {

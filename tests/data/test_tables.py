@@ -45,6 +45,7 @@ def test_class_names_fix_the_order_and_unknown_label_is_named(tmp_path):
     data = load_table(path, "y", class_names=["b", "a", "unseen"])
     np.testing.assert_array_equal(data.labels, [0, 1, 0])
     assert data.class_counts() == {"b": 2, "a": 1, "unseen": 0}
+    assert data.label_names.tolist() == ["b", "a", "b"]  # the file's labels, row by row
     with pytest.raises(ValueError, match=r"\['a'\].*not in the known classes \['b', 'c'\]"):
         load_table(path, "y", class_names=["b", "c"])
 

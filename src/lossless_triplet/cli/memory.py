@@ -90,14 +90,11 @@ def _labelled_examples(model, path: Path, column: str, name: str, *, chosen: boo
         ValueError: no row labelled ``name``; or (``chosen`` False: the column was found, not
             passed) rows with other labels, which would otherwise all go into the signature.
     """
-    import numpy as np
-
     from ..data import load_table
 
     data = load_table(path, column, feature_columns=model.feature_names)
-    labels = np.asarray(data.class_names, dtype=object)[data.labels]
-    examples = labels == name
-    found = ", ".join(sorted(set(labels))[:10]) + (" ..." if len(set(labels)) > 10 else "")
+    examples = data.label_names == name
+    found = ", ".join(data.class_names[:10]) + (" ..." if data.n_classes > 10 else "")  # the labels present
     if not chosen and not examples.all():
         raise ValueError(
             f"{path} has the label column {column!r} the model was trained with, and its rows are labelled "

@@ -126,6 +126,11 @@ class Dataset:
         """Number of feature columns."""
         return int(self.features.shape[1])
 
+    @property
+    def label_names(self) -> np.ndarray:
+        """(n_rows,) object array: the class NAME of each row (``class_names[labels]``)."""
+        return np.asarray(self.class_names, dtype=object)[self.labels]
+
     def class_counts(self) -> dict[str, int]:
         """Rows per class, in ``class_names`` order (0 for a class without rows)."""
         counts = np.bincount(self.labels, minlength=self.n_classes)
@@ -176,7 +181,7 @@ class Dataset:
         columns: dict[str, np.ndarray] = {}
         if self.timestamps is not None:
             columns[TIMESTAMP_COLUMN] = self.timestamps
-        columns[label_column] = np.asarray(self.class_names, dtype=object)[self.labels]
+        columns[label_column] = self.label_names
         frame = pd.DataFrame(columns)
         features = pd.DataFrame(self.features, columns=list(self.feature_names))
         return pd.concat([frame, features], axis=1)
