@@ -30,6 +30,22 @@ and should not move its own reference. Deltas and baselines need the rows before
 :meth:`FeatureView.transform` takes them as ``previous`` so a stream read in chunks
 gives the same result as the whole table.
 
+``columns`` keeps every column apart (signed log, robust scale, clip): for tables whose names carry
+no structure (``kpi_00``, ``kpi_01``, ...). ``+pooled`` adds the order statistics of ALL columns
+(and link balances) as one more group: a view that does not care which column moved, so that one
+example of a fault that strikes column 28 still stands for the same fault striking column 30.
+
+Column names: ``KPI<sep>NODE[+LINK]`` with the separator found from the table (the first of
+``/ : | . @`` that at least half of the names hold; ``rx-pps/IntGW-01+link-a``,
+``rx-pps:IntGW-01+link-a`` and ``rx_pps.intgw01.link_a`` read alike). Names without it form
+groups of one.
+
+Bounded by construction (no float artifacts): a column's spread is at least
+:data:`SPREAD_FLOOR` times max(1, |median|) in signed-log units, so a column that never moved in
+training (KDDI's admin-status columns: one value in every known-class row) is read in units of that
+floor, and every scaled value is clipped to +-:data:`CLIP`; the per-group statistic ``moved`` is the
+fraction of the group's training-constant columns that left their training value (|scaled| >= 1).
+
 Views are fitted on training rows only and serialise to JSON (no pickle).
 """
 
@@ -42,16 +58,22 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["VIEWS", "FeatureView", "kpi_groups", "link_pairs", "resolve_view", "signed_log1p"]
+from ..viewspec import AUTO, BASELINE_ROWS, VIEWS, ViewSpec, parse_view
 
-VIEWS = ("raw", "kpi-stats", "kpi-stats+delta", "kpi-stats+link", "kpi-stats+delta+link", "kpi-stats+baseline",
-         "kpi-stats+link+baseline")
-BASELINE_ROWS = 10  # rows (minutes for KDDI) whose median is a +baseline view's reference (_NETWORK_10's inputs)
+__all__ = ["VIEWS", "CLIP", "SPREAD_FLOOR", "FeatureView", "column_parts", "kpi_groups", "link_pairs",
+           "resolve_view", "signed_log1p"]
+
 _MEDIAN_BLOCK = 4096  # rows per block of the rolling median: bounds its (block, D, BASELINE_ROWS) copy
-AUTO = "auto"
 N_EXTREMES = 3  # lowest / highest values kept per group (DESIGN.md prototype)
 _STATS = ("min", "max", "mean", "std", *(f"low{i + 1}" for i in range(N_EXTREMES)),
-          *(f"high{i + 1}" for i in range(N_EXTREMES)), "missing")
+          *(f"high{i + 1}" for i in range(N_EXTREMES)), "missing", "moved")
+# Smallest spread of a column, relative to max(1, |median|), in signed-log units: 1e-3 is a 0.1 %
+# change of the raw value, about 10^4 float32 roundings of a log value, so a spread below it is
+# rounding, not signal (KDDI's always-up admin-status columns had a spread of 6e-14).
+SPREAD_FLOOR = 1e-3
+CLIP = 50.0  # |scaled value| bound, in spreads: a column 50 spreads away is "far" whatever its cause
+ALL_COLUMNS = "*"  # the name of the +pooled group
+_SEPARATORS = ("/", ":", "|", ".", "@")
 
 
 def signed_log1p(x: np.ndarray) -> np.ndarray:
@@ -59,11 +81,34 @@ def signed_log1p(x: np.ndarray) -> np.ndarray:
     return np.copysign(np.log1p(np.abs(x)), x)
 
 
+def column_parts(feature_names: Sequence[str]) -> list[tuple[str, str, str]]:
+    """``(kpi, node, link)`` of every column name, ``""`` for a part it does not have.
+
+    The separator is the table's: the first of ``/ : | . @`` held by at least half of the names.
+    A name ``KPI<sep>PLACE`` has KPI before the first separator; PLACE is ``NODE+LINK`` (or
+    ``NODE<sep>LINK`` without a ``+``), or NODE alone. ``rx-pps/IntGW-01+link-a``,
+    ``rx-pps:IntGW-01+link-a`` and ``rx-pps.IntGW-01.link-a`` all give
+    ``("rx-pps", "IntGW-01", "link-a")``; a name without the separator is its own KPI.
+    """
+    names = [str(n) for n in feature_names]
+    sep = next((s for s in _SEPARATORS if 2 * sum(s in n for n in names) >= max(len(names), 1)), None)
+    parts = []
+    for name in names:
+        if sep is None or sep not in name:
+            parts.append((name, "", ""))
+            continue
+        kpi, place = name.split(sep, 1)
+        inner = "+" if "+" in place else sep if sep in place else None
+        node, link = place.split(inner, 1) if inner else (place, "")
+        parts.append((kpi, node, link))
+    return parts
+
+
 def kpi_groups(feature_names: Sequence[str]) -> dict[str, list[int]]:
-    """Column indices per KPI group: the prefix before the first ``/`` (the whole name without one)."""
+    """Column indices per KPI group (the KPI part of :func:`column_parts`; the whole name without one)."""
     groups: dict[str, list[int]] = {}
-    for i, name in enumerate(feature_names):
-        groups.setdefault(name.split("/", 1)[0], []).append(i)
+    for i, (kpi, _, _) in enumerate(column_parts(feature_names)):
+        groups.setdefault(kpi, []).append(i)
     return groups
 
 
@@ -89,7 +134,7 @@ def link_pairs(feature_names: Sequence[str]) -> dict[str, np.ndarray]:
     """The directed links measured at both ends, per pair of KPIs: ``"OUT>IN"`` -> (B, 2) int column
     indices ``[sender's OUT column, receiver's IN column]``.
 
-    A column ``KPI/NODE+LINK`` measures LINK at NODE. A sending KPI is a name holding a word of
+    A column ``KPI/NODE+LINK`` (any separator, see :func:`column_parts`) measures LINK at NODE. A sending KPI is a name holding a word of
     :data:`DIRECTION_WORDS` (``tx``, ``outgoing``, ``out``, ``sent``, any case, delimited by
     non-letters: ``ifOutOctets`` holds none); its receiving KPI is the same name with every such
     word replaced by its partner in the same case (``rx-pps`` for ``tx-pps``, ``RX`` for ``TX``).
@@ -97,12 +142,11 @@ def link_pairs(feature_names: Sequence[str]) -> dict[str, np.ndarray]:
     OUT at A with IN at B, and OUT at B with IN at A. Pairs are sorted by link, then sender.
     Empty when no name fits.
     """
-    columns = {name: i for i, name in enumerate(feature_names)}
+    parts = column_parts(feature_names)
+    columns = {part: i for i, part in enumerate(parts)}
     ends: dict[tuple[str, str], list[str]] = {}  # (kpi, link) -> nodes
-    for name in feature_names:
-        kpi, _, place = name.partition("/")
-        node, plus, link = place.partition("+")
-        if plus and node and link:
+    for kpi, node, link in parts:
+        if node and link:
             ends.setdefault((kpi, link), []).append(node)
     pairs: dict[str, np.ndarray] = {}
     for kpi in dict.fromkeys(kpi for kpi, _ in ends):
@@ -113,7 +157,7 @@ def link_pairs(feature_names: Sequence[str]) -> dict[str, np.ndarray]:
             if incoming == kpi or k != kpi or not both_ends:
                 continue
             for sender, receiver in (sorted(nodes), sorted(nodes)[::-1]):
-                found.append((columns[f"{kpi}/{sender}+{link}"], columns[f"{incoming}/{receiver}+{link}"]))
+                found.append((columns[kpi, sender, link], columns[incoming, receiver, link]))
         if found:
             pairs[f"{kpi}>{incoming}"] = np.array(found, dtype=np.int64)
     return pairs
@@ -173,20 +217,25 @@ def _sorted_median(windows: np.ndarray) -> np.ndarray:
         return np.where(count > 0, (lower + upper) / 2, np.nan).astype(windows.dtype)
 
 
-def _robust_scale(logged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column median and spread of signed-log training values: the inter-quartile range, or
-    the std for near-constant columns (a 0/1 status that is almost always 1), then 1.
+def _robust_scale(logged: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-column median, spread and "constant in training" flag of signed-log training values.
 
-    Known fragility, kept because the measured alternatives did worse (README, "Feature views"):
-    for a column with one value in every training row the std is float rounding noise (KDDI's
-    admin-status columns: 6e-14), so a change of it at run time (a link going admin-down) becomes
-    a feature of about 1e13 that saturates the code."""
+    The spread is the inter-quartile range, or the std where that range is 0 (a 0/1 status that
+    is almost always 1), but never below ``SPREAD_FLOOR * max(1, |median|)``: a column whose spread
+    is below that floor (constant in training, or moving by rounding only) is flagged constant and
+    read in units of the floor, so its moves at run time are large but bounded (and clipped to
+    :data:`CLIP` in :meth:`FeatureView.transform`), never ``1 / rounding noise``.
+    Shape: logged (n, F) -> three (F,) arrays (float64, float64, bool).
+    """
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN columns: 0 and 1 below
+        warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN columns: median 0, floor spread
         q1, median, q3 = np.nanpercentile(logged, [25, 50, 75], axis=0)
         std = np.nan_to_num(np.nanstd(logged, axis=0))
-    iqr = np.nan_to_num(q3 - q1)
-    return np.nan_to_num(median), np.where(iqr > 0, iqr, np.where(std > 0, std, 1.0))
+    median, iqr = np.nan_to_num(median), np.nan_to_num(q3 - q1)
+    spread = np.where(iqr > 0, iqr, std)
+    floor = SPREAD_FLOOR * np.maximum(1.0, np.abs(median))
+    constant = spread < floor
+    return median, np.where(constant, floor, spread), constant
 
 
 def _group_index(groups: Mapping[str, list[int]], n_columns: int) -> np.ndarray:
@@ -195,8 +244,11 @@ def _group_index(groups: Mapping[str, list[int]], n_columns: int) -> np.ndarray:
     return np.array([cols + [n_columns] * (width - len(cols)) for cols in groups.values()])
 
 
-def _pooled_stats(scaled: np.ndarray, index: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+def _pooled_stats(scaled: np.ndarray, index: np.ndarray, sizes: np.ndarray, constant: np.ndarray) -> np.ndarray:
     """(n, F) scaled values -> (n, G * len(_STATS)) statistics of every group at once.
+
+    ``moved`` is the fraction of the group's columns that were constant in training (``constant``,
+    (F,) bool) and sit at least one spread from their training value.
 
     The groups are gathered into one NaN-padded (n, G, W) block and sorted along W (NaN sorts
     last), so the cost is a fixed number of NumPy passes whatever the number of groups (one
@@ -228,39 +280,54 @@ def _pooled_stats(scaled: np.ndarray, index: np.ndarray, sizes: np.ndarray) -> n
         ordered[missing] = 0
         stats[:, :, 3] = np.sqrt(np.einsum("ngw,ngw->ng", ordered, ordered) / n_valid)
     stats[:, :, 2] = mean
-    stats[:, :, -1] = 1 - n_valid / sizes
+    stats[:, :, -2] = 1 - n_valid / sizes
+    moved = np.zeros((n, scaled.shape[1] + 1), dtype=np.uint8)
+    if constant.any():
+        with np.errstate(invalid="ignore"):  # NaN (missing) has not moved
+            moved[:, :-1] = (np.abs(scaled) >= 1) & constant
+    stats[:, :, -1] = np.einsum("ngw->ng", np.take(moved, index, axis=1)) / sizes
     return stats.reshape(n, -1)
 
 
 def resolve_view(name: str, feature_names: Sequence[str]) -> str:
-    """``"auto"`` becomes ``"kpi-stats+link"`` when the columns define a link measured at both ends
-    (:func:`link_pairs`), else ``"kpi-stats"`` when some KPI group has 2 or more columns (there is a
-    topology to pool over), else ``"raw"``; other names are returned unchanged.
+    """``"auto"`` becomes the first of :func:`candidate_views` (the structural default, used where
+    no selection runs); other names are parsed and returned in canonical form.
 
-    Measured on KDDI (README, "Results"): ``kpi-stats+link`` gave the best one-shot macro-F1 of the
-    views over 6 seeds; adding ``+delta`` to it made it worse."""
-    if name != AUTO:
-        return name
+    Raises:
+        ValueError: an unknown view name."""
+    return candidate_views(feature_names)[0] if name == AUTO else parse_view(name).name
+
+
+def candidate_views(feature_names: Sequence[str], *, time_ordered: bool = False) -> list[str]:
+    """The views worth trying on a table, from its column names alone (the selection of
+    :mod:`lossless_triplet.selection` picks one on training data).
+
+    ``kpi-stats+link`` when the names define a link measured at both ends, else ``kpi-stats``
+    when some KPI group has 2 or more columns, else ``columns``; each also with ``+pooled``, and,
+    for a time-ordered table (one network's rows in time order), each of those with ``+baseline``.
+    """
     if link_pairs(feature_names):
-        return "kpi-stats+link"
-    return "kpi-stats" if any(len(c) > 1 for c in kpi_groups(feature_names).values()) else "raw"
+        base = "kpi-stats+link"
+    elif any(len(c) > 1 for c in kpi_groups(feature_names).values()):
+        base = "kpi-stats"
+    else:
+        base = "columns"
+    plain = [base, f"{base}+pooled"]
+    return plain + ([f"{v}+baseline" for v in plain] if time_ordered else [])
 
 
 class FeatureView:
     """A fitted mapping from raw feature rows to the encoder's input features.
 
     Args:
-        name: one of :data:`VIEWS`: ``"raw"`` (the columns as they are),
-            ``"kpi-stats"`` (per-KPI-group order statistics of robust-scaled
-            values), ``"kpi-stats+delta"`` (plus the same statistics of the
-            change since the previous row), ``"kpi-stats+link"`` (plus link balances, see the
-            module docstring) or ``"kpi-stats+delta+link"`` (both).
+        name: a view name, see :mod:`lossless_triplet.viewspec` (e.g. ``"raw"``, ``"columns+pooled"``,
+            ``"kpi-stats+link+baseline"``); stored in canonical form.
 
-    Learned by :meth:`fit` (training rows only): ``feature_names_in_``,
-    ``median_`` and ``iqr_`` (per input column, of the signed-log values), ``links_`` (see
-    :func:`link_pairs`; empty unless ``+link``) with ``link_median_`` and ``link_iqr_`` (per directed
-    link), ``groups_`` (group name -> column indices; a link group's indices count on after the
-    input columns, one per directed link) and ``feature_names_out_``.
+    Learned by :meth:`fit` (training rows only): ``feature_names_in_``, ``median_``, ``iqr_`` (the
+    spread, floored) and ``constant_`` (per input column, of the signed-log values), ``links_``
+    (see :func:`link_pairs`; empty unless ``+link``) with ``link_median_``, ``link_iqr_`` and
+    ``link_constant_`` (per directed link), ``groups_`` (pooled group name -> column indices; link
+    balances count on after the input columns, one per directed link) and ``feature_names_out_``.
 
     Raises:
         ValueError: an unknown view name; (at fit or from_dict) a ``+link`` view on columns that
@@ -268,12 +335,11 @@ class FeatureView:
     """
 
     def __init__(self, name: str = "raw") -> None:
-        if name not in VIEWS:
-            raise ValueError(f"unknown feature view {name!r}; choose from {', '.join(VIEWS)}")
-        self.name = name
+        self.spec: ViewSpec = parse_view(name)
+        self.name = self.spec.name
 
     def fit(self, X: np.ndarray, feature_names: Sequence[str]) -> FeatureView:
-        """Learn per-column medians and inter-quartile ranges and the KPI groups.
+        """Learn per-column medians, spreads and constant flags, and the KPI groups.
 
         Shape: X (n_rows, n_features) float, NaN = missing.
 
@@ -285,9 +351,9 @@ class FeatureView:
             raise ValueError(f"X has shape {X.shape} but {len(feature_names)} feature names were given")
         self._set_columns(feature_names)
         logged = signed_log1p(X)
-        self.median_, self.iqr_ = _robust_scale(logged)
+        self.median_, self.iqr_, self.constant_ = _robust_scale(logged)
         if self.links_:
-            self.link_median_, self.link_iqr_ = _robust_scale(self._log_ratios(logged))
+            self.link_median_, self.link_iqr_, self.link_constant_ = _robust_scale(self._log_ratios(logged))
         return self
 
     @property
@@ -303,38 +369,37 @@ class FeatureView:
         return ends[:, :, 0] - ends[:, :, 1]
 
     def _set_columns(self, feature_names: Sequence[str]) -> None:
+        spec = self.spec
         self.feature_names_in_ = tuple(str(n) for n in feature_names)
-        self.groups_ = kpi_groups(self.feature_names_in_)
-        self.links_ = link_pairs(self.feature_names_in_) if "+link" in self.name else {}
-        if "+link" in self.name and not self.links_:
+        self.links_ = link_pairs(self.feature_names_in_) if spec.link else {}
+        if spec.link and not self.links_:
             raise ValueError(
                 f"the {self.name} view found no link measured at both ends: it needs columns named "
                 "KPI/NODE+LINK with a sending and a receiving KPI (tx/rx, outgoing/incoming, out/in, "
                 "sent/received) for the same LINK at two nodes; choose the view "
                 f"{self.name.replace('+link', '')} for this table"
             )
-        first = len(self.feature_names_in_)  # balances are columns after the inputs
+        columns = list(self.feature_names_in_)
+        self.groups_ = kpi_groups(columns) if spec.base == "kpi-stats" else {}
+        first = len(columns)  # balances are columns after the inputs
         for group, pairs in self.links_.items():
-            self.groups_[group] = list(range(first, first + len(pairs)))
+            if spec.base == "kpi-stats":
+                self.groups_[group] = list(range(first, first + len(pairs)))
+            columns += [f"{group}#{i}" for i in range(len(pairs))]
             first += len(pairs)
-        if self.name == "raw":
+        if spec.pooled:
+            self.groups_[ALL_COLUMNS] = list(range(first))
+        self.readout_names_ = (tuple(columns) if spec.base == "columns" else ()) + tuple(
+            f"{group}/{stat}" for group in self.groups_ for stat in _STATS)
+        if spec.base == "raw":
             self.feature_names_out_ = self.feature_names_in_
         else:
-            kinds = ("", *(["delta-"] if "+delta" in self.name else []),
-                     *(["baseline-"] if "+baseline" in self.name else []))
-            self.feature_names_out_ = tuple(
-                f"{kind}{group}/{stat}" for kind in kinds for group in self.groups_ for stat in _STATS
-            )
+            kinds = ("", *(["delta-"] if spec.delta else []), *(["baseline-"] if spec.baseline else []))
+            self.feature_names_out_ = tuple(f"{kind}{name}" for kind in kinds for name in self.readout_names_)
 
-    @property
-    def _median32(self) -> np.ndarray:
-        """Medians of the input columns, then of the link balances (float32)."""
-        return np.concatenate([self.median_, *([self.link_median_] if self.links_ else [])]).astype(np.float32)
-
-    @property
-    def _inv_iqr32(self) -> np.ndarray:
-        """1 / spread of the input columns, then of the link balances (float32)."""
-        return (1 / np.concatenate([self.iqr_, *([self.link_iqr_] if self.links_ else [])])).astype(np.float32)
+    def _concat(self, own: np.ndarray, links: str) -> np.ndarray:
+        """An input-column array followed by its link-balance counterpart (``links``: attribute name)."""
+        return np.concatenate([own, *([getattr(self, links)] if self.links_ else [])])
 
     @property
     def needs_previous_row(self) -> bool:
@@ -345,7 +410,7 @@ class FeatureView:
     def history_rows(self) -> int:
         """How many rows before the first one :meth:`transform` uses: :data:`BASELINE_ROWS` for
         ``+baseline`` views, 1 for ``+delta``, else 0."""
-        return BASELINE_ROWS if "+baseline" in self.name else int("+delta" in self.name)
+        return self.spec.history_rows
 
     def recent_rows(self, *parts: np.ndarray | None) -> np.ndarray:
         """The last :attr:`history_rows` raw rows of ``parts`` taken in order (what ``previous``
@@ -372,8 +437,10 @@ class FeatureView:
                 (none for the first row: NaN).
 
         Returns:
-            float32 (n_rows, len(feature_names_out_)); NaN where a statistic has no
-            observed value (imputed by the Standardizer that follows).
+            float32 (n_rows, len(feature_names_out_)), every value within +-2 :data:`CLIP`
+            (deltas and baselines are differences of values within +-CLIP) for every view but
+            ``raw``; NaN where a statistic has no observed value (imputed by the Standardizer
+            that follows).
 
         Raises:
             ValueError: called before fit, or a column count that differs from fit.
@@ -383,22 +450,23 @@ class FeatureView:
         X = np.asarray(X, dtype=np.float32)  # float32 throughout: half the memory traffic of float64
         if X.ndim != 2 or X.shape[1] != len(self.feature_names_in_):
             raise ValueError(f"expected (n, {len(self.feature_names_in_)}) rows, got shape {X.shape}")
-        if self.name == "raw":
+        if self.spec.base == "raw":
             return X.astype(np.float32)
         scaled = self._scaled(X)
-        blocks = [self._pooled(scaled)]
+        blocks = [self._readout(scaled)]
         history = self.recent_rows(previous)
-        if "+delta" in self.name:
+        if self.spec.delta:
             before = self._scaled(history[-1:]) if len(history) else np.full((1, scaled.shape[1]), np.nan, dtype=np.float32)
-            blocks.append(self._pooled(np.diff(np.vstack([before, scaled]), axis=0)))
-        if "+baseline" in self.name:
-            past = self._pooled(self._scaled(history)) if len(history) else blocks[0][:0]
+            blocks.append(self._readout(np.diff(np.vstack([before, scaled]), axis=0)))
+        if self.spec.baseline:
+            past = self._readout(self._scaled(history)) if len(history) else blocks[0][:0]
             blocks.append(blocks[0] - _rolling_median(past, blocks[0]))
         return np.hstack(blocks).astype(np.float32, copy=False)
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
-        """(signed_log1p(X) - median) / iqr, in float32, computed in place (one buffer); the ``+link``
-        views append the link balances, scaled the same way with their own medians and spreads.
+        """(signed_log1p(X) - median) / spread, clipped to +-:data:`CLIP`, in float32, computed in
+        place (one buffer); the ``+link`` views append the link balances, scaled the same way with
+        their own medians and spreads.
 
         log1p runs in torch: NumPy's float32 log1p is scalar code, measured 8x slower than
         torch's vectorised one on 100k KDDI rows (164 vs 20 ms), the largest cost of the view.
@@ -410,21 +478,26 @@ class FeatureView:
         np.copysign(out, X, out=out)
         if self.links_:  # link balances are columns after the inputs: one (n, F + B) block
             out = np.concatenate([out, self._log_ratios(out)], axis=1)
-        out -= self._median32
-        out *= self._inv_iqr32
-        return out
+        out -= self._concat(self.median_, "link_median_").astype(np.float32)
+        out *= (1 / self._concat(self.iqr_, "link_iqr_")).astype(np.float32)
+        return np.clip(out, -CLIP, CLIP, out=out)
 
-    def _pooled(self, scaled: np.ndarray) -> np.ndarray:
-        index = _group_index(self.groups_, scaled.shape[1])
-        sizes = np.array([len(cols) for cols in self.groups_.values()])
-        return _pooled_stats(scaled, index, sizes)
+    def _readout(self, scaled: np.ndarray) -> np.ndarray:
+        """Per-column values (``columns``) and/or the statistics of the pooled groups."""
+        parts = [scaled] if self.spec.base == "columns" else []
+        if self.groups_:
+            index = _group_index(self.groups_, scaled.shape[1])
+            sizes = np.array([len(cols) for cols in self.groups_.values()])
+            parts.append(_pooled_stats(scaled, index, sizes, self._concat(self.constant_, "link_constant_")))
+        return parts[0] if len(parts) == 1 else np.hstack(parts)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe state (restore with :meth:`from_dict`)."""
         state = {"name": self.name, "feature_names_in": list(self.feature_names_in_),
-                 "median": self.median_.tolist(), "iqr": self.iqr_.tolist()}
+                 "median": self.median_.tolist(), "iqr": self.iqr_.tolist(), "constant": self.constant_.tolist()}
         if self.links_:
-            state |= {"link_median": self.link_median_.tolist(), "link_iqr": self.link_iqr_.tolist()}
+            state |= {"link_median": self.link_median_.tolist(), "link_iqr": self.link_iqr_.tolist(),
+                      "link_constant": self.link_constant_.tolist()}
         return state
 
     @classmethod
@@ -440,21 +513,23 @@ class FeatureView:
             names = [str(n) for n in state["feature_names_in"]]
             median = np.asarray(state["median"], dtype=np.float64)
             iqr = np.asarray(state["iqr"], dtype=np.float64)
+            constant = np.asarray(state["constant"], dtype=bool)
         except KeyError as missing:
             raise ValueError(f"feature view state lacks {missing}; the model bundle is incomplete") from None
-        if not (len(names) == len(median) == len(iqr)):
+        if not (len(names) == len(median) == len(iqr) == len(constant)):
             raise ValueError("feature view state has mismatched lengths; the model bundle is corrupt")
         try:
             view._set_columns(names)
         except ValueError as error:  # a +link view whose saved columns hold no link
             raise ValueError(f"feature view state is inconsistent ({error}); the model bundle is corrupt") from None
-        view.median_, view.iqr_ = median, iqr
+        view.median_, view.iqr_, view.constant_ = median, iqr, constant
         if view.links_:
             try:
                 view.link_median_ = np.asarray(state["link_median"], dtype=np.float64)
                 view.link_iqr_ = np.asarray(state["link_iqr"], dtype=np.float64)
+                view.link_constant_ = np.asarray(state["link_constant"], dtype=bool)
             except KeyError as missing:
                 raise ValueError(f"feature view state lacks {missing}; the model bundle is incomplete") from None
-            if not (len(view.link_median_) == len(view.link_iqr_) == len(view._pairs)):
+            if not (len(view.link_median_) == len(view.link_iqr_) == len(view.link_constant_) == len(view._pairs)):
                 raise ValueError("feature view state has mismatched link lengths; the model bundle is corrupt")
         return view
