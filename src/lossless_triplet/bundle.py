@@ -3,7 +3,9 @@
 Layout of a bundle directory (format version :data:`FORMAT_VERSION`):
 
 - ``model.json``: format name and version, feature names, class names, the
-  fitted feature view and scaler, encoder architecture, loss, training config;
+  fitted feature view and scaler, encoder architecture, the representation the memory
+  compares (code and/or view features, :class:`~lossless_triplet.selection.Representation`),
+  loss, training config, and what the selection chose and why;
 - ``encoder.safetensors``: encoder weights;
 - ``signatures.safetensors``: the fault memory (arrays, with its JSON
   metadata in the safetensors header), rewritten on every ``add-fault``.
@@ -25,13 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from .data import Dataset, Standardizer
-from .data.views import FeatureView, resolve_view
+from .data.views import AUTO, FeatureView, candidate_views, resolve_view
 from .memory import FaultMemory
+from .selection import FEATURE_WEIGHTS, Representation, Selection, prepare_features, select
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "FaultModel", "fit_fault_model", "atomic_write_bytes"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "FaultModel", "choose", "fit_fault_model", "atomic_write_bytes"]
 
 FORMAT = "lossless-triplet-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: floored view spreads with constant flags, the representation
 # rows from which FaultModel.features with a pool computes two halves at once (below it the hand-off costs more)
 PARALLEL_ROWS = 2048
 MODEL_FILE, ENCODER_FILE, SIGNATURES_FILE = "model.json", "encoder.safetensors", "signatures.safetensors"
@@ -59,14 +62,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 @dataclass
 class FaultModel:
-    """A trained pipeline: raw rows -> view -> scaler -> encoder -> codes -> fault memory.
+    """A trained pipeline: raw rows -> view -> scaler -> encoder -> codes (+ features) -> fault memory.
 
     Attributes:
         view: fitted :class:`~lossless_triplet.data.views.FeatureView`.
         scaler: fitted :class:`~lossless_triplet.data.Standardizer` (on view features).
         encoder: trained :class:`~lossless_triplet.models.Encoder`.
-        memory: :class:`~lossless_triplet.memory.FaultMemory` of the training statuses.
-        info: JSON-safe description (loss, class names, training config, holdout).
+        memory: :class:`~lossless_triplet.memory.FaultMemory` of the training statuses, over the
+            vectors of :attr:`representation`.
+        info: JSON-safe description (loss, class names, training config, holdout, selection).
+        representation: what the memory compares (default: the code alone).
     """
 
     view: FeatureView
@@ -74,6 +79,7 @@ class FaultModel:
     encoder: object
     memory: FaultMemory
     info: dict = field(default_factory=dict)
+    representation: Representation = field(default_factory=Representation)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -108,11 +114,24 @@ class FaultModel:
 
         return encode(self.encoder, self.features(raw, previous, pool=pool))
 
+    def represent_features(self, x: np.ndarray) -> np.ndarray:
+        """The memory's vectors of scaled features (:meth:`features` output): see :attr:`representation`.
+
+        Shape: x (n, view features) float32 -> float32 (n, width of the memory's vectors)."""
+        from .models import encode
+
+        return self.representation.combine(encode(self.encoder, x), x)
+
+    def represent(self, raw: np.ndarray, previous: np.ndarray | None = None, *, pool: Executor | None = None
+                  ) -> np.ndarray:
+        """The memory's vectors of raw rows (``previous`` and ``pool`` as in :meth:`features`)."""
+        return self.represent_features(self.features(raw, previous, pool=pool))
+
     def identify(self, raw: np.ndarray, previous: np.ndarray | None = None, *, pool: Executor | None = None
                  ) -> dict[str, np.ndarray]:
         """Status of raw rows (``previous`` and ``pool`` as in :meth:`features`): see
         :meth:`lossless_triplet.memory.FaultMemory.identify`."""
-        return self.memory.identify(self.encode(raw, previous, pool=pool))
+        return self.memory.identify(self.represent(raw, previous, pool=pool))
 
     def add_fault(self, name: str, raw: np.ndarray, *, examples: np.ndarray | None = None) -> None:
         """Create or extend the signature ``name`` from raw rows (one is enough).
@@ -133,7 +152,7 @@ class FaultModel:
             ValueError: no example row, a mask of another length or an index out of range, and
                 as :meth:`encode` and :meth:`FaultMemory.add`.
         """
-        codes = self.encode(raw)
+        codes = self.represent(raw)
         if examples is not None:
             codes = codes[_example_rows(examples, len(codes))]
         self.memory.add(name, codes)
@@ -155,6 +174,7 @@ class FaultModel:
             "view": self.view.to_dict(),
             "scaler": self.scaler.to_dict(),
             "encoder": self.encoder.config(),
+            "representation": self.representation.to_dict(),
             **self.info,
         }
         atomic_write_bytes(directory / MODEL_FILE, (json.dumps(document, indent=1) + "\n").encode())
@@ -204,13 +224,14 @@ class FaultModel:
                 arrays = {key: handle.get_tensor(key) for key in handle.keys()}
             view = FeatureView.from_dict(document["view"])
             scaler = Standardizer.from_dict(document["scaler"])
+            representation = Representation.from_dict(document.get("representation"))
         except (KeyError, RuntimeError, OSError, TypeError) as error:
             raise ValueError(f"{directory} is a corrupt model bundle: {error}") from None
         encoder.eval()
         memory = FaultMemory.from_state(meta, arrays)
-        skip = {"format", "format_version", "feature_names", "view", "scaler", "encoder"}
+        skip = {"format", "format_version", "feature_names", "view", "scaler", "encoder", "representation"}
         info = {k: v for k, v in document.items() if k not in skip}
-        return cls(view=view, scaler=scaler, encoder=encoder, memory=memory, info=info)
+        return cls(view=view, scaler=scaler, encoder=encoder, memory=memory, info=info, representation=representation)
 
 
 def fit_fault_model(
@@ -219,6 +240,8 @@ def fit_fault_model(
     loss: str = "triplet",
     holdout: Sequence[str] = (),
     view: str = "auto",
+    feature_weight: float | None = None,
+    time_ordered: bool | None = None,
     config=None,
     memory: FaultMemory | None = None,
     progress: bool = True,
@@ -228,22 +251,29 @@ def fit_fault_model(
 ) -> FaultModel:
     """Train the full pipeline on a labelled table and build its fault memory.
 
-    Held-out classes are removed from training and get no signature (add them
-    later from one example with :meth:`FaultModel.add_fault`).
+    Held-out classes are removed from training, history included (their minutes never reach a
+    training row through a delta or a baseline; :func:`~lossless_triplet.selection.prepare_features`),
+    and get no signature (add them later from one example with :meth:`FaultModel.add_fault`).
+    With ``view="auto"`` or ``feature_weight=None`` the choices are made on this table alone by
+    :func:`~lossless_triplet.selection.select` (inner leave-one-known-fault-out one-shot validation)
+    and recorded in ``info["selection"]`` (saved in model.json).
 
     Under torchrun (an initialised process group, see
     :mod:`lossless_triplet.distributed`) every rank computes the same view,
-    scaler and memory (they are deterministic given the table) and trains its
+    scaler, selection and memory (they are deterministic given the table) and trains its
     shard of each batch; every rank returns the same model, and only rank 0
     should save it.
 
     Args:
-        data: the labelled training table (raw features, NaN = missing).
-        loss: a name from :data:`lossless_triplet.losses.LOSSES` (default ``"triplet"``: the best
-            one-shot macro-F1 of the four on KDDI; the lossless loss trails it, README "Results").
+        data: the labelled training table (raw features, NaN = missing), rows in table order.
+        loss: a name from :data:`lossless_triplet.losses.LOSSES` (default ``"triplet"``).
         holdout: class names left out.
-        view: feature view name, or ``"auto"`` (see :func:`~lossless_triplet.data.views.resolve_view`:
-            ``kpi-stats+link`` on KDDI-style tables).
+        view: a feature view name, or ``"auto"``: chosen among
+            :func:`~lossless_triplet.data.views.candidate_views` by the selection.
+        feature_weight: weight of the view's features beside the code
+            (:class:`~lossless_triplet.selection.Representation`); None: chosen by the selection.
+        time_ordered: whether the rows are one network's minutes in time order (baseline views
+            become candidates); None: True when the table has strictly increasing timestamps.
         config: :class:`~lossless_triplet.training.TrainConfig` (default: N = 16, 24 x 50
             steps, as the ``train`` command).
         memory: an unfitted memory with the radius rule you want (default FaultMemory()).
@@ -258,7 +288,6 @@ def fit_fault_model(
     from .budget import EMBEDDING_DIM, TRAIN_STEPS, epochs_and_steps
     from .experiment import resolve_holdout
     from .losses import make_loss
-    from .models import encode
     from .training import TrainConfig, train_encoder
 
     if config is None:
@@ -267,17 +296,37 @@ def fit_fault_model(
     loss_fn = make_loss(loss)
     heldout = resolve_holdout(data.class_names, holdout)
     known = ~np.isin(data.labels, heldout)
-    feature_view = FeatureView(resolve_view(view, data.feature_names)).fit(data.features[known], data.feature_names)
-    # Transform every row before dropping held-out ones: delta views need true previous rows.
-    x = feature_view.transform(data.features)[known]
-    scaler = Standardizer().fit(x, feature_names=feature_view.feature_names_out_)
-    x, labels = scaler.transform(x), data.labels[known]
-    trained = train_encoder(x, labels, loss_fn, config, progress=progress, description=loss,
+    time_ordered = data.is_time_ordered if time_ordered is None else bool(time_ordered)
+    selection = choose(data, known, view=view, feature_weight=feature_weight, time_ordered=time_ordered,
+                       loss=loss, config=config)
+    prepared = prepare_features(data.features, data.feature_names, known, selection.view)
+    labels = data.labels[known]
+    trained = train_encoder(prepared.x_known, labels, loss_fn, config, progress=progress, description=loss,
                             checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
-    memory = (memory or FaultMemory()).fit(encode(trained.model, x), labels, data.class_names)
-    info = {"loss": loss, "class_names": list(data.class_names), "holdout": list(holdout),
-            "train_config": config.to_dict(), "history": trained.history, "n_train_rows": int(known.sum())}
-    return FaultModel(view=feature_view, scaler=scaler, encoder=trained.model, memory=memory, info=info)
+    model = FaultModel(view=prepared.view, scaler=prepared.scaler, encoder=trained.model,
+                       memory=memory or FaultMemory(), representation=selection.representation)
+    model.memory.fit(model.represent_features(prepared.x_known), labels, data.class_names)
+    model.info = {"loss": loss, "class_names": list(data.class_names), "holdout": list(holdout),
+                  "time_ordered": time_ordered, "selection": selection.to_dict(),
+                  "train_config": config.to_dict(), "history": trained.history, "n_train_rows": int(known.sum())}
+    return model
+
+
+def choose(data: Dataset, known: np.ndarray, *, view: str, feature_weight: float | None, time_ordered: bool,
+           loss: str, config) -> Selection:
+    """The view and representation of a model: given, or chosen by :func:`~lossless_triplet.selection.select`
+    on ``data`` (its rows ``known``) when ``view`` is ``"auto"`` or ``feature_weight`` is None.
+
+    Raises:
+        ValueError: an unknown view name.
+    """
+    views = (candidate_views(data.feature_names, time_ordered=time_ordered) if view == AUTO
+             else [resolve_view(view, data.feature_names)])
+    weights = FEATURE_WEIGHTS if feature_weight is None else (float(feature_weight),)
+    if len(views) == 1 and len(weights) == 1:
+        return Selection(views[0], Representation(weights[0]))
+    return select(data.features, data.feature_names, data.labels, known, views=views, loss=loss, config=config,
+                  weights=weights, class_names=data.class_names)
 
 
 def _example_rows(examples, n_rows: int) -> np.ndarray:

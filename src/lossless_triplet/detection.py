@@ -114,7 +114,7 @@ def evaluate_model(model: FaultModel, data: Dataset, *, retrieval: bool = True) 
         labels, ``unknown`` included when present), ``unknown_rate``,
         ``unknown_auroc`` (rows of statuses without a signature vs rows with one,
         scored by ``unknown_score``; None when one side is empty), the retrieval
-        metrics of the codes (P@1, R-precision, MAP@R; when ``retrieval``), and
+        metrics of the memory's vectors (P@1, R-precision, MAP@R; when ``retrieval``), and
         per-status counts.
 
     Raises:
@@ -128,7 +128,7 @@ def evaluate_model(model: FaultModel, data: Dataset, *, retrieval: bool = True) 
     if missing:
         raise ValueError(f"the table lacks the model's feature column(s) {missing}")
     columns = [data.feature_names.index(n) for n in model.feature_names]
-    codes = model.encode(data.features[:, columns])
+    codes = model.represent(data.features[:, columns])  # what the memory compares
     result = model.memory.identify(codes)
     names = data.label_names.astype(str)
     known = np.isin(names, model.memory.names)

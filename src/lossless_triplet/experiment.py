@@ -1,9 +1,10 @@
 """Compare losses under one protocol: same data, encoder, seed and budget for each.
 
 This is what ``lossless-triplet compare`` and ``demo`` run. Held-out classes
-are removed from training (encoder and scaler); the one-shot protocol then
+are removed from training (view, scaler, encoder, history); the one-shot protocol then
 represents each of them by a single training example (DESIGN.md, "Metric
-definitions").
+definitions"); view and feature weight are chosen on the training table
+(:mod:`lossless_triplet.selection`), as ``train`` chooses them.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Dataset, Standardizer
-from .data.views import FeatureView, resolve_view
+from .data import Dataset
 from .metrics import compactness, one_shot_evaluation, retrieval_metrics
 
-__all__ = ["DEFAULT_LOSSES", "LossResult", "check_compatible", "resolve_holdout", "compare_losses", "unknown_auroc",
-           "json_safe", "write_metrics"]
+__all__ = ["DEFAULT_LOSSES", "LossResult", "baselines", "check_compatible", "resolve_holdout", "compare_losses",
+           "unknown_auroc", "json_safe", "write_metrics"]
 
 log = logging.getLogger("lossless_triplet")
 
@@ -144,20 +144,33 @@ def compare_losses(
     *,
     losses: Sequence[str] = DEFAULT_LOSSES,
     holdout: Sequence[str] = (),
-    view: str = "raw",
+    view: str = "auto",
+    feature_weight: float | None = None,
+    time_ordered: bool | None = None,
     config=None,
     n_draws: int = 10,
     dataset_name: str = "table",
     progress: bool = True,
     on_epoch_factory=None,
 ) -> tuple[dict, dict[str, LossResult]]:
-    """Train one encoder per loss under the same protocol and measure each.
+    """Train one encoder per loss under the same honest protocol and measure each.
+
+    The protocol (DESIGN.md, "Honest protocol"; :mod:`lossless_triplet.selection`): held-out
+    classes are masked out of everything training sees, history included; the view (``"auto"``)
+    and the feature weight (None) are chosen per loss on the training table alone, exactly as
+    ``train`` chooses them; the test table is read once, for the reported numbers. The one-shot
+    example of a held-out class is one of its training rows with its full history (what
+    ``add-fault`` sees).
 
     Args:
         train, test: tables with the same feature columns and class names.
         losses: names from :data:`lossless_triplet.losses.LOSSES`.
         holdout: class names removed from training, then represented by one example.
-        view: feature view name (:data:`lossless_triplet.data.views.VIEWS`, or ``"auto"``).
+        view: feature view name (:mod:`lossless_triplet.viewspec`), or ``"auto"`` (chosen with the
+            first loss and kept for the others).
+        feature_weight: weight of the view's features beside the code, or None (chosen per loss).
+        time_ordered: whether the rows are one network's minutes in order (None: from the
+            training table's timestamps, :attr:`Dataset.is_time_ordered`).
         config: a :class:`~lossless_triplet.training.TrainConfig` (default: its defaults).
         n_draws: one-shot draws to average over (>= 10 recommended).
         dataset_name: the ``dataset`` field of the result.
@@ -171,16 +184,22 @@ def compare_losses(
             goes to :func:`~lossless_triplet.training.train_encoder`.
 
     Returns:
-        ``(metrics, results)``: the metrics.json document (DESIGN.md schema, plus a
-        ``baselines`` entry for the view's standardised features without training) and
-        per-loss :class:`LossResult`.
+        ``(metrics, results)``: the metrics.json document (DESIGN.md schema; each loss's metrics
+        are those of its representation, code and/or view features; plus ``baselines``: nearest
+        signature on standardised raw columns and on the view's features, and a random forest
+        given all training labels, the supervised ceiling) and per-loss :class:`LossResult`
+        (whose codes are the encoder's, for the pictures).
 
     Raises:
         ValueError: incompatible tables, unknown loss or held-out class, a held-out
             class without training rows, or an empty split.
     """
+    import torch
+
+    from .bundle import choose
     from .losses import make_loss
     from .models import encode
+    from .selection import prepare_features
     from .training import TrainConfig, train_encoder
 
     config = config or TrainConfig()
@@ -192,19 +211,27 @@ def compare_losses(
         raise ValueError("no loss to train; pass at least one name in losses")
     heldout = resolve_holdout(train.class_names, holdout)
     known = ~np.isin(train.labels, heldout)
-    view = resolve_view(view, train.feature_names)
+    time_ordered = train.is_time_ordered if time_ordered is None else bool(time_ordered)
+    # The reference rows of the one-shot protocol: known rows as training saw them, then the
+    # held-out rows with their full history (one of them becomes the one example).
+    ref_labels = np.concatenate([train.labels[known], train.labels[~known]])
 
-    # View and scaler are part of training: fitted on known-class training rows only.
-    feature_view = FeatureView(view).fit(train.features[known], train.feature_names)
-    x_train, x_test = feature_view.transform(train.features), feature_view.transform(test.features)
-    scaler = Standardizer().fit(x_train[known], feature_names=feature_view.feature_names_out_)
-    x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
-
-    baseline = _code_metrics(x_train, train.labels, x_test, test.labels, heldout, n_draws, config.seed)
+    prepared_views: dict = {}
     results: dict[str, LossResult] = {}
+    selections: dict[str, dict] = {}
     for name, loss_fn in loss_modules.items():
+        # The view is chosen with the first loss and kept for the others (each still chooses its
+        # weight): one view search instead of one per loss keeps the demo within its time.
+        selection = choose(train, known, view=next(iter(prepared_views), view), feature_weight=feature_weight,
+                           time_ordered=time_ordered, loss=name, config=config)
+        selections[name] = selection.to_dict()
+        if selection.view not in prepared_views:
+            prepared = prepare_features(train.features, train.feature_names, known, selection.view)
+            x_test = prepared.scaler.transform(prepared.view.transform(test.features))
+            prepared_views[selection.view] = (np.concatenate([prepared.x_known, prepared.x_all[~known]]), x_test)
+        x_ref, x_test = prepared_views[selection.view]
         trained = train_encoder(
-            x_train[known],
+            x_ref[:known.sum()],
             train.labels[known],
             loss_fn,
             config,
@@ -214,35 +241,70 @@ def compare_losses(
             description=name,
             on_epoch=on_epoch_factory(name, x_test) if on_epoch_factory else None,
         )
-        train_codes, test_codes = encode(trained.model, x_train), encode(trained.model, x_test)
-        metrics = _code_metrics(train_codes, train.labels, test_codes, test.labels, heldout, n_draws, config.seed)
-        metrics["final_train_loss"] = trained.history["train_loss"][-1]
-        metrics["train_seconds"] = trained.train_seconds
+        train_codes, test_codes = encode(trained.model, x_ref), encode(trained.model, x_test)
+        rep = selection.representation
+        metrics = _code_metrics(rep.combine(train_codes, x_ref), ref_labels, rep.combine(test_codes, x_test),
+                                test.labels, heldout, n_draws, config.seed)
+        metrics |= {"view": selection.view, **rep.to_dict(),
+                    "final_train_loss": trained.history["train_loss"][-1], "train_seconds": trained.train_seconds}
         results[name] = LossResult(metrics, trained.history, train_codes, test_codes)
         log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
 
-    import torch
-
+    first_view = next(iter(prepared_views))
     document = {
         "dataset": dataset_name,
         "classes": list(train.class_names),
         "holdout": list(holdout),
         "losses": {name: r.metrics for name, r in results.items()},
-        "baselines": {f"{view}_features": baseline},
+        "baselines": baselines(train, test, known, heldout, first_view, prepared_views[first_view], n_draws,
+                               config.seed),
         "config": {
             "train": config.to_dict(),
             "n_draws": n_draws,
             "n_train_rows": int(known.sum()),
             "n_test_rows": len(test),
             "n_features": train.n_features,
-            "view": view,
-            "n_view_features": x_train.shape[1],
+            "view": first_view,
+            "time_ordered": time_ordered,
+            "selection": selections,
+            "n_view_features": x_test.shape[1],
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(),
         },
     }
     return json_safe(document), results
+
+
+def baselines(train: Dataset, test: Dataset, known: np.ndarray, heldout: Sequence[int], view: str, view_features,
+              n_draws: int, seed: int) -> dict[str, dict]:
+    """The three reference rows of every table: nearest signature with no training on standardised
+    raw columns (``raw_columns``) and on the view's features (``<view>_features``), and a random
+    forest given every training label, held-out classes included (``random_forest_ceiling``: not
+    one-shot, an upper reference; its ``one_shot_macro_f1`` is its macro-F1 over all classes).
+
+    Shape: known (n_train,) bool; view_features ``(x_ref, x_test)`` as in :func:`compare_losses`.
+    """
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.metrics import f1_score
+
+    from .selection import prepare_features
+
+    ref_labels = np.concatenate([train.labels[known], train.labels[~known]])
+    raw = prepare_features(train.features, train.feature_names, known, "raw")
+    raw_ref = np.concatenate([raw.x_known, raw.x_all[~known]])
+    raw_test = raw.scaler.transform(test.features)
+    x_ref, x_test = view_features
+    forest = RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1).fit(x_ref, ref_labels)
+    predicted = forest.predict(x_test)
+    is_heldout = np.isin(test.labels, heldout)
+    ceiling = {"one_shot_macro_f1": float(f1_score(test.labels, predicted, labels=np.unique(ref_labels),
+                                                   average="macro", zero_division=0)),
+               "heldout_accuracy": float(np.mean(predicted[is_heldout] == test.labels[is_heldout]))
+               if is_heldout.any() else float("nan")}
+    return {"raw_columns": _code_metrics(raw_ref, ref_labels, raw_test, test.labels, heldout, n_draws, seed),
+            f"{view}_features": _code_metrics(x_ref, ref_labels, x_test, test.labels, heldout, n_draws, seed),
+            "random_forest_ceiling": ceiling}
 
 
 def write_metrics(document: dict, out_dir: str | Path) -> Path:

@@ -448,10 +448,8 @@ def identify_many(model: FaultModel, memory, raws: Sequence[np.ndarray], *,
     Raises:
         ValueError: as :meth:`FaultMemory.identify` (e.g. an empty memory).
     """
-    from .models import encode
-
     sizes = [len(raw) for raw in raws]
-    result = memory.identify(encode(model.encoder, _stacked_features(model, raws, pool)))
+    result = memory.identify(model.represent_features(_stacked_features(model, raws, pool)))
     bounds = np.cumsum([0, *sizes])
     return [{key: value[a:b] for key, value in result.items()} for a, b in zip(bounds[:-1], bounds[1:])]
 
@@ -780,7 +778,7 @@ class FaultService:
         Raises:
             ValueError: as :meth:`FaultMemory.add`.
         """
-        codes = self.model.encode(raw)
+        codes = self.model.represent(raw)
         with self._change_lock:
             memory = copy.deepcopy(self.memory)
             created = name not in memory.names

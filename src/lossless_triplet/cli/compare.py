@@ -5,25 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import AUTO_VIEW, LOSS_NAMES, VIEW_NAMES, csv_list, require_positive
+from ..budget import EMBEDDING_DIM, TRAIN_STEPS, epochs_and_steps
+from ._common import AUTO_VIEW, FEATURE_WEIGHT_HELP, LOSS_NAMES, VIEW_HELP, csv_list, feature_weight, \
+    require_positive, view_name
 
 DEMO_HOLDOUT = ("node-down", "interface-down")
-# Measured on KDDI (README, "Results"): the kpi-stats view with N = 16 beats raw features with
-# N = 3 for every loss, kpi-stats+link beats kpi-stats, and adding +baseline beats both; `--view raw
-# --dim 3` gives the seed's exact setting and picture. The demo's rows are one network's minutes in
-# order, which a baseline needs; `compare` takes any table, so it keeps "auto" (row-local views:
-# see data.views.resolve_view, kpi-stats+link on KDDI-style columns).
-DEMO_VIEW = "kpi-stats+link+baseline"
+# Nothing here is tuned on an eval split: the view and the feature weight are chosen on the
+# training table (lossless_triplet.selection), and the budget and N are train's defaults.
 DEFAULT_VIEW = AUTO_VIEW
-VIEW_HELP = ("raw: the columns; kpi-stats: order statistics per KPI group; +delta: and of the change "
-             "since the previous row; +link: and link balances; +baseline: and the deviation from the "
-             "median of the previous 10 rows (rows must be consecutive minutes of one network)")
-DEFAULT_DIM = 16
-COMPARE_BUDGET = {"epochs": 30, "steps_per_epoch": 40}
-# The demo's view has twice the features of a row-local one and keeps gaining from longer training:
-# triplet one-shot macro-F1 over seeds 0-11 went from 0.790 (30 epochs) to 0.808 (100 epochs); on
-# row-local views 10 and 30 epochs gave the same (README, "Results").
-DEMO_BUDGET = {"epochs": 100, "steps_per_epoch": 40}
+DEFAULT_DIM = EMBEDDING_DIM
+_EPOCHS, _STEPS = epochs_and_steps(TRAIN_STEPS)
+COMPARE_BUDGET = DEMO_BUDGET = {"epochs": _EPOCHS, "steps_per_epoch": _STEPS}
 QUICK_BUDGET = {"epochs": 6, "steps_per_epoch": 15}
 
 
@@ -33,8 +25,11 @@ def _add_training_options(parser: argparse.ArgumentParser, default_view: str, bu
     parser.add_argument("--dim", type=int, default=DEFAULT_DIM,
                         help=f"code width N (default {DEFAULT_DIM}; 3 plots the code itself, as in the seed; "
                         "wider codes are drawn as a PCA projection)")
-    parser.add_argument("--view", choices=(AUTO_VIEW, *VIEW_NAMES), default=default_view,
-                        help=f"feature view fed to the encoder (default {default_view}; {VIEW_HELP}; see README)")
+    parser.add_argument("--view", type=view_name, default=default_view, help=f"feature view: {VIEW_HELP}")
+    parser.add_argument("--feature-weight", type=feature_weight, help=FEATURE_WEIGHT_HELP)
+    parser.add_argument("--time-ordered", action=argparse.BooleanOptionalAction, default=None,
+                        help="the rows are one network's minutes in order, so baseline views are candidates "
+                        "(default: when a timestamp column strictly increases)")
     parser.add_argument("--quick", action="store_true", help="a short training budget (smoke run, < 1 min)")
     parser.add_argument("--epochs", type=int,
                         help=f"number of epochs (default {budget['epochs']}, --quick {QUICK_BUDGET['epochs']})")
@@ -96,6 +91,7 @@ def run_comparison(train, test, args: argparse.Namespace, dataset_name: str) -> 
         recorder = CodeRecorder(test.labels, test.class_names, epochs=config.epochs, seed=args.seed)
     document, results = compare_losses(
         train, test, losses=args.losses, holdout=args.holdout, view=args.view, config=config,
+        feature_weight=args.feature_weight, time_ordered=args.time_ordered,
         n_draws=args.draws, dataset_name=dataset_name, progress=not args.no_progress,
         on_epoch_factory=recorder.factory if recorder else None,
     )
@@ -132,7 +128,7 @@ def register(sub) -> None:
                           description="Compare the losses on the bundled KDDI NFV data (train split vs eval "
                           "split), holding out node-down and interface-down for the one-shot test.")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default runs/demo)")
-    _add_training_options(demo, DEMO_VIEW, DEMO_BUDGET)
+    _add_training_options(demo, DEFAULT_VIEW, DEMO_BUDGET)
     demo.set_defaults(handler=_cmd_demo)
 
     compare = sub.add_parser("compare", help="compare the losses on your own train/test tables",

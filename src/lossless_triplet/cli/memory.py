@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from ..budget import EMBEDDING_DIM, QUICK_STEPS, TRAIN_STEPS, epochs_and_steps
-from ._common import AUTO_VIEW, LOSS_NAMES, VIEW_NAMES, csv_list, require_positive
+from ._common import AUTO_VIEW, FEATURE_WEIGHT_HELP, LOSS_NAMES, VIEW_HELP, csv_list, feature_weight, \
+    require_positive, view_name
 
 def _steps_config(args: argparse.Namespace):
     """A TrainConfig doing exactly ``steps`` optimiser steps (epochs x steps_per_epoch)."""
@@ -16,7 +17,10 @@ def _steps_config(args: argparse.Namespace):
     require_positive(args, "dim")
     steps = args.steps if args.steps is not None else (QUICK_STEPS if args.quick else TRAIN_STEPS)
     epochs, per_epoch = epochs_and_steps(steps)
-    return TrainConfig(embedding_dim=args.dim, seed=args.seed, epochs=epochs, steps_per_epoch=per_epoch)
+    if not args.lr > 0:
+        raise ValueError(f"--lr {args.lr} must be > 0")
+    return TrainConfig(embedding_dim=args.dim, seed=args.seed, epochs=epochs, steps_per_epoch=per_epoch,
+                       learning_rate=args.lr)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -24,7 +28,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ..bundle import fit_fault_model
     from ..checkpoint import CHECKPOINT_DIR, latest_checkpoint
     from ..data import load_table
-    from ..data.views import resolve_view
 
     require_positive(args, "checkpoint_every")
     if args.out.exists() and not args.out.is_dir():
@@ -38,15 +41,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
             found = latest_checkpoint(checkpoints)
             print(f"resuming from {found}" if found else f"no checkpoint in {checkpoints} yet: starting at step 0")
         data = load_table(args.data, args.label_column)
-        view = resolve_view(args.view, data.feature_names)
-        model = fit_fault_model(data, loss=args.loss, holdout=args.holdout, view=view, config=config,
+        model = fit_fault_model(data, loss=args.loss, holdout=args.holdout, view=args.view, config=config,
+                                feature_weight=args.feature_weight, time_ordered=args.time_ordered,
                                 progress=not args.no_progress, checkpoint_dir=checkpoints,
                                 checkpoint_every=args.checkpoint_every, resume=args.resume)
         if not main:
             return 0
         model.info["label_column"] = args.label_column  # add-fault recognises a labelled table by it
         model.save(args.out)
-    print(f"trained {args.loss} on {model.info['n_train_rows']} rows ({view} view, N = {args.dim}"
+    chosen = model.info["selection"]
+    how = "chosen on the training table" if chosen.get("folds") else "as given"
+    print(f"view {chosen['view']}, feature weight {chosen['feature_weight']} ({how}"
+          f"{', ' + str(chosen['seconds']) + ' s' if chosen.get('folds') else ''}; model.json 'selection' says why)")
+    print(f"trained {args.loss} on {model.info['n_train_rows']} rows ({chosen['view']} view, N = {args.dim}"
           f"{f', {processes} processes' if processes > 1 else ''}); signatures: {', '.join(model.memory.names)}")
     print(f"wrote {args.out}")
     return 0
@@ -168,10 +175,12 @@ def register(sub) -> None:
     train.add_argument("--loss", choices=LOSS_NAMES, default="triplet",
                        help="loss (default triplet: the best one-shot macro-F1 on KDDI, README Results)")
     train.add_argument("--holdout", type=csv_list, default=[], help="comma-separated statuses left out")
-    train.add_argument("--view", choices=(AUTO_VIEW, *VIEW_NAMES), default=AUTO_VIEW,
-                       help="feature view (default auto: kpi-stats+link when columns name links measured at "
-                       "both ends, KPI/NODE+LINK; else kpi-stats when some GROUP/NAME group has 2 or more "
-                       "columns; else raw; see README, Feature views)")
+    train.add_argument("--view", type=view_name, default=AUTO_VIEW, help=f"feature view: {VIEW_HELP}")
+    train.add_argument("--feature-weight", type=feature_weight, help=FEATURE_WEIGHT_HELP)
+    train.add_argument("--time-ordered", action=argparse.BooleanOptionalAction, default=None,
+                       help="the rows are one network's minutes in order, so baseline views are candidates "
+                       "(default: when a timestamp column strictly increases)")
+    train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     train.add_argument("--dim", type=int, default=EMBEDDING_DIM, help=f"code width N (default {EMBEDDING_DIM})")
     train.add_argument("--steps", type=int, help=f"optimiser steps (default {TRAIN_STEPS}, --quick {QUICK_STEPS})")
     train.add_argument("--quick", action="store_true", help="a short training budget")

@@ -47,6 +47,12 @@ class Standardizer:
 
     median_: np.ndarray
     mean_: np.ndarray
+
+    def __init__(self, min_scale: float = 0.0) -> None:
+        if not min_scale >= 0:
+            raise ValueError(f"min_scale={min_scale} must be >= 0")
+        self.min_scale = float(min_scale)
+
     scale_: np.ndarray
     n_features_in_: int
     last_n_imputed_: int
@@ -80,6 +86,7 @@ class Standardizer:
         filled = np.where(missing, median, X)
         scale = filled.std(axis=0)
         scale[filled.max(axis=0) == filled.min(axis=0)] = 1.0  # exactly constant: no division
+        scale = np.maximum(scale, self.min_scale)
         self.median_ = median
         self.mean_ = filled.mean(axis=0)
         self.scale_ = scale

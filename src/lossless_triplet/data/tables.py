@@ -60,6 +60,12 @@ class Dataset:
     class_names: tuple[str, ...]
     timestamps: np.ndarray | None = None
 
+    @property
+    def is_time_ordered(self) -> bool:
+        """Whether the rows look like one network's minutes in time order: timestamps that
+        strictly increase (repeated times mean several sources per time, not one stream)."""
+        return self.timestamps is not None and bool(np.all(np.diff(self.timestamps) > 0))
+
     def __post_init__(self) -> None:
         features = np.asarray(self.features, dtype=np.float32)
         if features.ndim != 2:
