@@ -29,7 +29,7 @@ import numpy as np
 from .data import Dataset, Standardizer
 from .data.views import AUTO, FeatureView, candidate_views, resolve_view
 from .memory import FaultMemory
-from .selection import FEATURE_WEIGHTS, Representation, Selection, prepare_features, select
+from .selection import Representation, Selection, prepare_features, select
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "FaultModel", "choose", "fit_fault_model", "atomic_write_bytes"]
 
@@ -240,7 +240,7 @@ def fit_fault_model(
     loss: str = "triplet",
     holdout: Sequence[str] = (),
     view: str = "auto",
-    feature_weight: float | None = None,
+    representation: str | None = None,
     time_ordered: bool | None = None,
     config=None,
     memory: FaultMemory | None = None,
@@ -254,7 +254,7 @@ def fit_fault_model(
     Held-out classes are removed from training, history included (their minutes never reach a
     training row through a delta or a baseline; :func:`~lossless_triplet.selection.prepare_features`),
     and get no signature (add them later from one example with :meth:`FaultModel.add_fault`).
-    With ``view="auto"`` or ``feature_weight=None`` the choices are made on this table alone by
+    With ``view="auto"`` or ``representation=None`` the choices are made on this table alone by
     :func:`~lossless_triplet.selection.select` (inner leave-one-known-fault-out one-shot validation)
     and recorded in ``info["selection"]`` (saved in model.json).
 
@@ -270,8 +270,8 @@ def fit_fault_model(
         holdout: class names left out.
         view: a feature view name, or ``"auto"``: chosen among
             :func:`~lossless_triplet.data.views.candidate_views` by the selection.
-        feature_weight: weight of the view's features beside the code
-            (:class:`~lossless_triplet.selection.Representation`); None: chosen by the selection.
+        representation: what the memory compares, by name (``code``, ``code+0.5*excess``, ...; see
+            :meth:`~lossless_triplet.selection.Representation.parse`); None: chosen by the selection.
         time_ordered: whether the rows are one network's minutes in time order (baseline views
             become candidates); None: True when the table has strictly increasing timestamps.
         config: :class:`~lossless_triplet.training.TrainConfig` (default: N = 16, 24 x 50
@@ -297,14 +297,14 @@ def fit_fault_model(
     heldout = resolve_holdout(data.class_names, holdout)
     known = ~np.isin(data.labels, heldout)
     time_ordered = data.is_time_ordered if time_ordered is None else bool(time_ordered)
-    selection = choose(data, known, view=view, feature_weight=feature_weight, time_ordered=time_ordered,
+    selection = choose(data, known, view=view, representation=representation, time_ordered=time_ordered,
                        loss=loss, config=config)
     prepared = prepare_features(data.features, data.feature_names, known, selection.view)
     labels = data.labels[known]
     trained = train_encoder(prepared.x_known, labels, loss_fn, config, progress=progress, description=loss,
                             checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
     model = FaultModel(view=prepared.view, scaler=prepared.scaler, encoder=trained.model,
-                       memory=memory or FaultMemory(), representation=selection.representation)
+                       memory=memory or FaultMemory(), representation=selection.representation.fit(prepared.x_known))
     model.memory.fit(model.represent_features(prepared.x_known), labels, data.class_names)
     model.info = {"loss": loss, "class_names": list(data.class_names), "holdout": list(holdout),
                   "time_ordered": time_ordered, "selection": selection.to_dict(),
@@ -312,21 +312,22 @@ def fit_fault_model(
     return model
 
 
-def choose(data: Dataset, known: np.ndarray, *, view: str, feature_weight: float | None, time_ordered: bool,
+def choose(data: Dataset, known: np.ndarray, *, view: str, representation: str | None, time_ordered: bool,
            loss: str, config) -> Selection:
     """The view and representation of a model: given, or chosen by :func:`~lossless_triplet.selection.select`
-    on ``data`` (its rows ``known``) when ``view`` is ``"auto"`` or ``feature_weight`` is None.
+    on ``data`` (its rows ``known``) when ``view`` is ``"auto"`` or ``representation`` is None.
+    The returned representation is not fitted yet.
 
     Raises:
-        ValueError: an unknown view name.
+        ValueError: an unknown view or representation name.
     """
     views = (candidate_views(data.feature_names, time_ordered=time_ordered) if view == AUTO
              else [resolve_view(view, data.feature_names)])
-    weights = FEATURE_WEIGHTS if feature_weight is None else (float(feature_weight),)
-    if len(views) == 1 and len(weights) == 1:
-        return Selection(views[0], Representation(weights[0]))
+    given = None if representation is None else Representation.parse(representation)
+    if len(views) == 1 and given is not None:
+        return Selection(views[0], given)
     return select(data.features, data.feature_names, data.labels, known, views=views, loss=loss, config=config,
-                  weights=weights, class_names=data.class_names)
+                  representations=None if given is None else [given.name], class_names=data.class_names)
 
 
 def _example_rows(examples, n_rows: int) -> np.ndarray:

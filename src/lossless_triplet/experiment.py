@@ -145,7 +145,7 @@ def compare_losses(
     losses: Sequence[str] = DEFAULT_LOSSES,
     holdout: Sequence[str] = (),
     view: str = "auto",
-    feature_weight: float | None = None,
+    representation: str | None = None,
     time_ordered: bool | None = None,
     config=None,
     n_draws: int = 10,
@@ -168,7 +168,8 @@ def compare_losses(
         holdout: class names removed from training, then represented by one example.
         view: feature view name (:mod:`lossless_triplet.viewspec`), or ``"auto"`` (chosen with the
             first loss and kept for the others).
-        feature_weight: weight of the view's features beside the code, or None (chosen per loss).
+        representation: what the memory compares (``code``, ``code+0.5*excess``, ...; see
+            :meth:`~lossless_triplet.selection.Representation.parse`), or None (chosen per loss).
         time_ordered: whether the rows are one network's minutes in order (None: from the
             training table's timestamps, :attr:`Dataset.is_time_ordered`).
         config: a :class:`~lossless_triplet.training.TrainConfig` (default: its defaults).
@@ -222,7 +223,7 @@ def compare_losses(
     for name, loss_fn in loss_modules.items():
         # The view is chosen with the first loss and kept for the others (each still chooses its
         # weight): one view search instead of one per loss keeps the demo within its time.
-        selection = choose(train, known, view=next(iter(prepared_views), view), feature_weight=feature_weight,
+        selection = choose(train, known, view=next(iter(prepared_views), view), representation=representation,
                            time_ordered=time_ordered, loss=name, config=config)
         selections[name] = selection.to_dict()
         if selection.view not in prepared_views:
@@ -242,10 +243,10 @@ def compare_losses(
             on_epoch=on_epoch_factory(name, x_test) if on_epoch_factory else None,
         )
         train_codes, test_codes = encode(trained.model, x_ref), encode(trained.model, x_test)
-        rep = selection.representation
+        rep = selection.representation.fit(x_ref[:known.sum()])
         metrics = _code_metrics(rep.combine(train_codes, x_ref), ref_labels, rep.combine(test_codes, x_test),
                                 test.labels, heldout, n_draws, config.seed)
-        metrics |= {"view": selection.view, **rep.to_dict(),
+        metrics |= {"view": selection.view, "representation": rep.name,
                     "final_train_loss": trained.history["train_loss"][-1], "train_seconds": trained.train_seconds}
         results[name] = LossResult(metrics, trained.history, train_codes, test_codes)
         log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})

@@ -38,13 +38,13 @@ import numpy as np
 from .data import Standardizer
 from .data.views import FeatureView
 
-__all__ = ["FEATURE_WEIGHTS", "INNER_STEPS", "Prepared", "Representation", "Selection", "known_runs",
-           "prepare_features", "select", "transform_known"]
+__all__ = ["FEATURE_WEIGHTS", "INNER_STEPS", "Prepared", "Representation", "Selection", "candidate_representations",
+           "known_runs", "prepare_features", "select", "transform_known"]
 
 log = logging.getLogger("lossless_triplet")
 
 # Weights of the view's features beside the code: 0 is the code alone, inf the features alone.
-FEATURE_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, math.inf)
+FEATURE_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, math.inf)
 INNER_STEPS = 300  # optimiser steps of each inner fold's encoder (the final model trains the full budget)
 MAX_FOLDS = 4  # known fault classes pretended new (the largest ones after the majority class)
 VALIDATION_SHARE = 0.3  # rows of each fold scored, in blocks of consecutive rows
@@ -53,51 +53,134 @@ VIEW_MIN_SCALE = 0.1  # Standardizer floor for view features (robust units): bou
 INNER_DRAWS = 5  # one-shot draws per fold
 
 
-@dataclass(frozen=True)
+PARTS = ("features", "excess")
+
+
+@dataclass
 class Representation:
-    """What the fault memory compares: ``[code, w * sqrt(N / F) * features]``.
+    """What the fault memory compares: ``[code, w * sqrt(N / F) * part(features)]``.
+
+    ``part`` is ``"features"`` (the scaled view features themselves) or ``"excess"``: each feature's
+    distance beyond the range it had in the known training rows, ``x - clip(x, low_, high_)``. The
+    excess is 0 for every row like those training saw, so the code alone decides among them, and
+    it carries exactly what the encoder could not learn: a feature that never moved in training has
+    no gradient into the encoder's weights, whatever the loss, so only this part can tell the code
+    that a row moved there (a link going admin-down, a router that stops reporting).
 
     Attributes:
-        feature_weight: w >= 0; 0 gives the code alone, ``inf`` the features alone (scaled by
+        feature_weight: w >= 0; 0 gives the code alone, ``inf`` the part alone (scaled by
             sqrt(N / F), so distances stay in the code's units).
+        part: ``"features"`` or ``"excess"``.
+        low_, high_: (F,) float32 per-feature minimum and maximum over the known training rows
+            (set by :meth:`fit`; ``excess`` only).
 
     Raises:
-        ValueError: a negative or NaN weight.
+        ValueError: a negative or NaN weight, an unknown part.
     """
 
     feature_weight: float = 0.0
+    part: str = "features"
+    low_: np.ndarray | None = None
+    high_: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not self.feature_weight >= 0:
             raise ValueError(f"feature_weight={self.feature_weight} must be >= 0 (inf: the view's features alone)")
+        if self.part not in PARTS:
+            raise ValueError(f"part={self.part!r} must be one of {', '.join(PARTS)}")
 
     @property
     def uses_features(self) -> bool:
         """Whether :meth:`combine` reads the features."""
         return self.feature_weight > 0
 
+    @property
+    def name(self) -> str:
+        """``code``, or e.g. ``code+0.5*excess``, ``features``."""
+        if not self.uses_features:
+            return "code"
+        return self.part if math.isinf(self.feature_weight) else f"code+{self.feature_weight:g}*{self.part}"
+
+    @classmethod
+    def parse(cls, name: str) -> Representation:
+        """An unfitted representation from its :attr:`name`: ``code``, ``features``, ``excess``,
+        ``code+W*features`` or ``code+W*excess`` (W a number > 0).
+
+        Raises:
+            ValueError: any other text, naming the valid forms."""
+        text = str(name).strip()
+        if text == "code":
+            return cls(0.0)
+        if text in PARTS:
+            return cls(math.inf, text)
+        head, _, rest = text.partition("+")
+        weight, _, part = rest.partition("*")
+        try:
+            if head == "code" and part in PARTS and 0 < float(weight) < math.inf:
+                return cls(float(weight), part)
+        except ValueError:
+            pass
+        raise ValueError(f"unknown representation {name!r}: give code, features, excess, code+W*features or "
+                         "code+W*excess with a number W > 0 (e.g. code+0.5*excess)")
+
+    def fit(self, features: np.ndarray) -> Representation:
+        """Learn the training range of every feature (``excess`` only). Shape: features (n, F). Returns self."""
+        if self.part == "excess":
+            features = np.asarray(features, dtype=np.float32)
+            self.low_, self.high_ = features.min(axis=0), features.max(axis=0)
+        return self
+
     def combine(self, codes: np.ndarray, features: np.ndarray | None) -> np.ndarray:
         """The compared vectors of rows.
 
-        Shape: codes (n, N) float; features (n, F) float32 scaled view features (None when the
-        weight is 0). Output: float32 (n, N), (n, N + F) or (n, F).
+        Shape: codes (n, N) float; features (n, F) float32 scaled view features (may be None when
+        the weight is 0). Output: float32 (n, N), (n, N + F) or (n, F).
+
+        Raises:
+            ValueError: ``excess`` before :meth:`fit`.
         """
         codes = np.asarray(codes, dtype=np.float32)
         if not self.uses_features:
             return codes
-        scale = math.sqrt(codes.shape[1] / features.shape[1])
+        part = np.asarray(features, dtype=np.float32)
+        if self.part == "excess":
+            if self.low_ is None:
+                raise ValueError("Representation(part='excess') needs fit(training_features) before combine")
+            part = part - np.clip(part, self.low_, self.high_)
+        scale = math.sqrt(codes.shape[1] / part.shape[1])
         if math.isinf(self.feature_weight):
-            return (np.asarray(features, dtype=np.float32) * scale).astype(np.float32)
-        return np.hstack([codes, features * np.float32(self.feature_weight * scale)]).astype(np.float32)
+            return (part * np.float32(scale)).astype(np.float32)
+        return np.hstack([codes, part * np.float32(self.feature_weight * scale)]).astype(np.float32)
 
     def to_dict(self) -> dict:
-        """JSON-safe (inf as the string ``"inf"``)."""
-        return {"feature_weight": "inf" if math.isinf(self.feature_weight) else self.feature_weight}
+        """JSON-safe (inf as the string ``"inf"``); the ranges as lists."""
+        state = {"name": self.name, "feature_weight": "inf" if math.isinf(self.feature_weight) else self.feature_weight,
+                 "part": self.part}
+        if self.low_ is not None:
+            state |= {"low": self.low_.tolist(), "high": self.high_.tolist()}
+        return state
 
     @classmethod
     def from_dict(cls, state) -> Representation:
-        """Inverse of :meth:`to_dict`; an absent state is the code alone."""
-        return cls(float((state or {}).get("feature_weight", 0.0)))
+        """Inverse of :meth:`to_dict`; an absent state is the code alone.
+
+        Raises:
+            ValueError: a bad weight or part, an ``excess`` part without its ranges."""
+        state = state or {}
+        rep = cls(float(state.get("feature_weight", 0.0)), state.get("part", "features"))
+        if rep.part == "excess" and rep.uses_features:
+            if "low" not in state or "high" not in state:
+                raise ValueError("the representation state lacks the feature ranges; the model bundle is incomplete")
+            rep.low_ = np.asarray(state["low"], dtype=np.float32)
+            rep.high_ = np.asarray(state["high"], dtype=np.float32)
+        return rep
+
+
+def candidate_representations(weights: Sequence[float] = FEATURE_WEIGHTS) -> list[str]:
+    """The representation names :func:`select` scores, in order of preference on ties: the code
+    alone, code + w * features (the features alone for w = inf), code + w * excess (finite w > 0)."""
+    out = [Representation(w, "features").name for w in weights]
+    return out + [Representation(w, "excess").name for w in weights if 0 < w < math.inf]
 
 
 def known_runs(keep: np.ndarray) -> list[tuple[int, int]]:
@@ -159,8 +242,8 @@ class Selection:
     Attributes:
         view: the chosen view name.
         representation: the chosen :class:`Representation`.
-        scores: ``{view: {weight: mean score}}`` over the folds (the mean of one-shot macro-F1
-            and held-out accuracy on the inner validation rows).
+        scores: ``{view: {representation name: mean score}}`` over the folds (the mean of one-shot
+            macro-F1 and held-out accuracy on the inner validation rows).
         folds: the class names pretended new, in order.
         seconds: wall time of the selection.
     """
@@ -173,15 +256,13 @@ class Selection:
 
     def to_dict(self) -> dict:
         """JSON-safe record (for ``model.json`` and ``metrics.json``)."""
-        return {"view": self.view, **self.representation.to_dict(), "folds": list(self.folds),
-                "inner_steps": INNER_STEPS, "validation_share": VALIDATION_SHARE, "block_rows": BLOCK_ROWS,
+        rep = self.representation
+        return {"view": self.view, "representation": rep.name, "feature_weight": rep.to_dict()["feature_weight"],
+                "part": rep.part, "folds": list(self.folds), "inner_steps": INNER_STEPS,
+                "validation_share": VALIDATION_SHARE, "block_rows": BLOCK_ROWS,
                 "score": "mean of one-shot macro-F1 and held-out accuracy, inner leave-one-known-fault-out",
-                "scores": {v: {_weight_name(w): round(s, 4) for w, s in ws.items()} for v, ws in self.scores.items()},
+                "scores": {v: {r: round(s, 4) for r, s in rs.items()} for v, rs in self.scores.items()},
                 "seconds": round(self.seconds, 1)}
-
-
-def _weight_name(weight: float) -> str:
-    return "inf" if math.isinf(weight) else f"{weight:g}"
 
 
 def _fold_classes(labels: np.ndarray, known_ids: Sequence[int]) -> list[int]:
@@ -200,8 +281,10 @@ def _validation_rows(n: int, seed: int) -> np.ndarray:
     return np.repeat(chosen, BLOCK_ROWS)[:n]
 
 
-def _fold_scores(X, feature_names, labels, known, fold, view, loss_fn, config, weights, seed) -> dict[float, float]:
-    """Score of every weight for one view and one class pretended new (see the module docstring)."""
+def _fold_scores(X, feature_names, labels, known, fold, view, loss_fn, config, representations, seed
+                 ) -> dict[str, float]:
+    """Score of every candidate representation (by name) for one view and one class pretended new
+    (see the module docstring)."""
     from .metrics import one_shot_evaluation
     from .models import encode
     from .training import train_encoder
@@ -221,17 +304,17 @@ def _fold_scores(X, feature_names, labels, known, fold, view, loss_fn, config, w
     ref_labels = np.concatenate([labels[fit_rows], labels[examples]])
     ref_codes, val_codes = encode(trained.model, ref_x), encode(trained.model, prepared.x_all[scored])
     out = {}
-    for weight in weights:
-        rep = Representation(weight)
+    for name in representations:
+        rep = Representation.parse(name).fit(x_fit)
         result = one_shot_evaluation(rep.combine(ref_codes, ref_x), ref_labels,
                                      rep.combine(val_codes, prepared.x_all[scored]), labels[scored], [fold],
                                      n_draws=INNER_DRAWS, seed=seed)
-        out[weight] = (result["one_shot_macro_f1"] + result["heldout_accuracy"]) / 2
+        out[rep.name] = (result["one_shot_macro_f1"] + result["heldout_accuracy"]) / 2
     return out
 
 
 def select(X: np.ndarray, feature_names: Sequence[str], labels: np.ndarray, known: np.ndarray, *,
-           views: Sequence[str], loss: str, config, weights: Sequence[float] = FEATURE_WEIGHTS,
+           views: Sequence[str], loss: str, config, representations: Sequence[str] | None = None,
            class_names: Sequence[str] | None = None) -> Selection:
     """Choose the view and the representation on training rows only (see the module docstring).
 
@@ -240,7 +323,7 @@ def select(X: np.ndarray, feature_names: Sequence[str], labels: np.ndarray, know
         known: (n,) bool, the rows of classes that are not held out (held-out rows are masked).
         views: candidate view names (one is enough to choose only the weight).
         loss: the loss name the final model trains with; config: its TrainConfig (seed, N, P, K).
-        weights: candidate feature weights.
+        representations: candidate representation names (default :func:`candidate_representations`).
         class_names: names for the log and the record (default: the ids).
 
     Returns:
@@ -255,18 +338,22 @@ def select(X: np.ndarray, feature_names: Sequence[str], labels: np.ndarray, know
     folds = _fold_classes(labels, known_ids)
     name = (lambda c: str(class_names[c])) if class_names is not None else str
     if len(known_ids) - 1 < 2 or not folds:
-        log.info("selection: too few known classes to pretend one new; keeping %s and the code alone", views[0])
-        return Selection(views[0], Representation(0.0), seconds=time.perf_counter() - started)
-    scores: dict[str, dict[float, float]] = {}
+        log.info("selection: too few known classes to pretend one new; keeping %s and %s", views[0],
+                 (representations or ["code"])[0])
+        first = Representation.parse((representations or ["code"])[0])
+        return Selection(views[0], first, seconds=time.perf_counter() - started)
+    scores: dict[str, dict[str, float]] = {}
+    candidates = list(representations or candidate_representations())
     for view in views:
-        per_fold = [_fold_scores(X, feature_names, labels, known, fold, view, make_loss(loss), config, weights,
+        per_fold = [_fold_scores(X, feature_names, labels, known, fold, view, make_loss(loss), config, candidates,
                                  config.seed) for fold in folds]
         per_fold = [s for s in per_fold if s]
-        scores[view] = {w: float(np.mean([s[w] for s in per_fold])) if per_fold else float("nan") for w in weights}
-        log.info("selection: %s: %s", view, {_weight_name(w): round(v, 3) for w, v in scores[view].items()})
-    best_view, best_weight = max(((v, w) for v in scores for w in weights),
-                                 key=lambda vw: np.nan_to_num(scores[vw[0]][vw[1]], nan=-1.0))
-    log.info("selection: chose %s with feature weight %s (score %.3f, folds %s)", best_view, _weight_name(best_weight),
-             scores[best_view][best_weight], ", ".join(name(c) for c in folds))
-    return Selection(best_view, Representation(best_weight), scores, [name(c) for c in folds],
+        scores[view] = {r: float(np.mean([s[r] for s in per_fold])) if per_fold else float("nan") for r in candidates}
+        log.info("selection: %s: %s", view, {r: round(v, 3) for r, v in scores[view].items()})
+    # the first best in candidate order: earlier views and the code alone win ties
+    best_view, best = max(((v, r) for v in scores for r in candidates),
+                          key=lambda vr: np.nan_to_num(scores[vr[0]][vr[1]], nan=-1.0))
+    log.info("selection: chose %s with %s (score %.3f, folds %s)", best_view, best, scores[best_view][best],
+             ", ".join(name(c) for c in folds))
+    return Selection(best_view, Representation.parse(best), scores, [name(c) for c in folds],
                      time.perf_counter() - started)

@@ -35,8 +35,10 @@ VIEW_HELP = ("auto (default): chosen on the training table by inner leave-one-kn
              "(link balances), +pooled (statistics over all columns), +delta (change since the previous row), "
              "+baseline (deviation from the median of the previous 10 rows; rows must be one network's minutes "
              "in order)")
-FEATURE_WEIGHT_HELP = ("weight of the view's features beside the code in the fault memory (0: the code alone, "
-                       "inf: the features alone; default: chosen on the training table)")
+REPRESENTATION_HELP = ("what the fault memory compares: code (the learned code), features (the view's scaled "
+                       "features, no training), code+W*features, or code+W*excess (W > 0; excess: how far each "
+                       "feature lies beyond its range in the known training rows); default: chosen on the "
+                       "training table")
 
 
 def view_name(text: str) -> str:
@@ -53,12 +55,16 @@ def view_name(text: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def feature_weight(text: str) -> float:
-    """argparse ``type=`` for ``--feature-weight``: a number >= 0 or ``inf``."""
+def representation_name(text: str) -> str:
+    """argparse ``type=`` for ``--representation``: a valid name, in canonical form (plain Python:
+    the parser imports neither torch nor pandas).
+
+    Raises:
+        argparse.ArgumentTypeError: naming the valid forms.
+    """
+    from ..selection import Representation
+
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"--feature-weight {text!r} must be a number >= 0 or inf")
-    return value
+        return Representation.parse(text).name
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

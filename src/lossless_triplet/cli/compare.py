@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 
 from ..budget import EMBEDDING_DIM, TRAIN_STEPS, epochs_and_steps
-from ._common import AUTO_VIEW, FEATURE_WEIGHT_HELP, LOSS_NAMES, VIEW_HELP, csv_list, feature_weight, \
+from ._common import AUTO_VIEW, REPRESENTATION_HELP, LOSS_NAMES, VIEW_HELP, csv_list, representation_name, \
     require_positive, view_name
 
 DEMO_HOLDOUT = ("node-down", "interface-down")
-# Nothing here is tuned on an eval split: the view and the feature weight are chosen on the
+# Nothing here is tuned on an eval split: the view and the representation are chosen on the
 # training table (lossless_triplet.selection), and the budget and N are train's defaults.
 DEFAULT_VIEW = AUTO_VIEW
 DEFAULT_DIM = EMBEDDING_DIM
@@ -26,7 +26,7 @@ def _add_training_options(parser: argparse.ArgumentParser, default_view: str, bu
                         help=f"code width N (default {DEFAULT_DIM}; 3 plots the code itself, as in the seed; "
                         "wider codes are drawn as a PCA projection)")
     parser.add_argument("--view", type=view_name, default=default_view, help=f"feature view: {VIEW_HELP}")
-    parser.add_argument("--feature-weight", type=feature_weight, help=FEATURE_WEIGHT_HELP)
+    parser.add_argument("--representation", type=representation_name, help=REPRESENTATION_HELP)
     parser.add_argument("--time-ordered", action=argparse.BooleanOptionalAction, default=None,
                         help="the rows are one network's minutes in order, so baseline views are candidates "
                         "(default: when a timestamp column strictly increases)")
@@ -91,7 +91,7 @@ def run_comparison(train, test, args: argparse.Namespace, dataset_name: str) -> 
         recorder = CodeRecorder(test.labels, test.class_names, epochs=config.epochs, seed=args.seed)
     document, results = compare_losses(
         train, test, losses=args.losses, holdout=args.holdout, view=args.view, config=config,
-        feature_weight=args.feature_weight, time_ordered=args.time_ordered,
+        representation=args.representation, time_ordered=args.time_ordered,
         n_draws=args.draws, dataset_name=dataset_name, progress=not args.no_progress,
         on_epoch_factory=recorder.factory if recorder else None,
     )

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..budget import EMBEDDING_DIM, QUICK_STEPS, TRAIN_STEPS, epochs_and_steps
-from ._common import AUTO_VIEW, FEATURE_WEIGHT_HELP, LOSS_NAMES, VIEW_HELP, csv_list, feature_weight, \
+from ._common import AUTO_VIEW, REPRESENTATION_HELP, LOSS_NAMES, VIEW_HELP, csv_list, representation_name, \
     require_positive, view_name
 
 def _steps_config(args: argparse.Namespace):
@@ -42,7 +42,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"resuming from {found}" if found else f"no checkpoint in {checkpoints} yet: starting at step 0")
         data = load_table(args.data, args.label_column)
         model = fit_fault_model(data, loss=args.loss, holdout=args.holdout, view=args.view, config=config,
-                                feature_weight=args.feature_weight, time_ordered=args.time_ordered,
+                                representation=args.representation, time_ordered=args.time_ordered,
                                 progress=not args.no_progress, checkpoint_dir=checkpoints,
                                 checkpoint_every=args.checkpoint_every, resume=args.resume)
         if not main:
@@ -51,7 +51,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model.save(args.out)
     chosen = model.info["selection"]
     how = "chosen on the training table" if chosen.get("folds") else "as given"
-    print(f"view {chosen['view']}, feature weight {chosen['feature_weight']} ({how}"
+    print(f"view {chosen['view']}, representation {chosen['representation']} ({how}"
           f"{', ' + str(chosen['seconds']) + ' s' if chosen.get('folds') else ''}; model.json 'selection' says why)")
     print(f"trained {args.loss} on {model.info['n_train_rows']} rows ({chosen['view']} view, N = {args.dim}"
           f"{f', {processes} processes' if processes > 1 else ''}); signatures: {', '.join(model.memory.names)}")
@@ -176,7 +176,7 @@ def register(sub) -> None:
                        help="loss (default triplet: the best one-shot macro-F1 on KDDI, README Results)")
     train.add_argument("--holdout", type=csv_list, default=[], help="comma-separated statuses left out")
     train.add_argument("--view", type=view_name, default=AUTO_VIEW, help=f"feature view: {VIEW_HELP}")
-    train.add_argument("--feature-weight", type=feature_weight, help=FEATURE_WEIGHT_HELP)
+    train.add_argument("--representation", type=representation_name, help=REPRESENTATION_HELP)
     train.add_argument("--time-ordered", action=argparse.BooleanOptionalAction, default=None,
                        help="the rows are one network's minutes in order, so baseline views are candidates "
                        "(default: when a timestamp column strictly increases)")
