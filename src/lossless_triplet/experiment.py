@@ -123,13 +123,13 @@ def unknown_auroc(train_codes, train_labels, test_codes, test_labels, heldout) -
     return float(roc_auc_score(is_new, memory.identify(test_codes)["unknown_score"]))
 
 
-def _code_metrics(train_codes, train_labels, test_codes, test_labels, heldout, n_draws, seed) -> dict:
+def _code_metrics(train_codes, train_labels, test_codes, test_labels, heldout, n_draws, seed, retrieval=True) -> dict:
     one_shot = one_shot_evaluation(
         train_codes, train_labels, test_codes, test_labels, heldout, n_draws=n_draws, seed=seed
     )
     return {
         "unknown_auroc": unknown_auroc(train_codes, train_labels, test_codes, test_labels, heldout),
-        **retrieval_metrics(test_codes, test_labels),
+        **(retrieval_metrics(test_codes, test_labels) if retrieval else {}),
         "one_shot_macro_f1": one_shot["one_shot_macro_f1"],
         "one_shot_macro_f1_std": one_shot["one_shot_macro_f1_std"],
         "heldout_accuracy": one_shot["heldout_accuracy"],
@@ -152,6 +152,7 @@ def compare_losses(
     dataset_name: str = "table",
     progress: bool = True,
     on_epoch_factory=None,
+    retrieval: bool = True,
 ) -> tuple[dict, dict[str, LossResult]]:
     """Train one encoder per loss under the same honest protocol and measure each.
 
@@ -183,6 +184,7 @@ def compare_losses(
             any test rows with :func:`~lossless_triplet.models.encode` (e.g. for
             :class:`~lossless_triplet.animation.CodeRecorder`). The returned callback
             goes to :func:`~lossless_triplet.training.train_encoder`.
+        retrieval: also compute P@1, R-precision and MAP@R (the slowest part on large test sets).
 
     Returns:
         ``(metrics, results)``: the metrics.json document (DESIGN.md schema; each loss's metrics
@@ -245,7 +247,7 @@ def compare_losses(
         train_codes, test_codes = encode(trained.model, x_ref), encode(trained.model, x_test)
         rep = selection.representation.fit(x_ref[:known.sum()])
         metrics = _code_metrics(rep.combine(train_codes, x_ref), ref_labels, rep.combine(test_codes, x_test),
-                                test.labels, heldout, n_draws, config.seed)
+                                test.labels, heldout, n_draws, config.seed, retrieval)
         metrics |= {"view": selection.view, "representation": rep.name,
                     "final_train_loss": trained.history["train_loss"][-1], "train_seconds": trained.train_seconds}
         results[name] = LossResult(metrics, trained.history, train_codes, test_codes)
@@ -258,7 +260,7 @@ def compare_losses(
         "holdout": list(holdout),
         "losses": {name: r.metrics for name, r in results.items()},
         "baselines": baselines(train, test, known, heldout, first_view, prepared_views[first_view], n_draws,
-                               config.seed),
+                               config.seed, retrieval),
         "config": {
             "train": config.to_dict(),
             "n_draws": n_draws,
@@ -278,7 +280,7 @@ def compare_losses(
 
 
 def baselines(train: Dataset, test: Dataset, known: np.ndarray, heldout: Sequence[int], view: str, view_features,
-              n_draws: int, seed: int) -> dict[str, dict]:
+              n_draws: int, seed: int, retrieval: bool = True) -> dict[str, dict]:
     """The three reference rows of every table: nearest signature with no training on standardised
     raw columns (``raw_columns``) and on the view's features (``<view>_features``), and a random
     forest given every training label, held-out classes included (``random_forest_ceiling``: not
@@ -303,8 +305,8 @@ def baselines(train: Dataset, test: Dataset, known: np.ndarray, heldout: Sequenc
                                                    average="macro", zero_division=0)),
                "heldout_accuracy": float(np.mean(predicted[is_heldout] == test.labels[is_heldout]))
                if is_heldout.any() else float("nan")}
-    return {"raw_columns": _code_metrics(raw_ref, ref_labels, raw_test, test.labels, heldout, n_draws, seed),
-            f"{view}_features": _code_metrics(x_ref, ref_labels, x_test, test.labels, heldout, n_draws, seed),
+    return {"raw_columns": _code_metrics(raw_ref, ref_labels, raw_test, test.labels, heldout, n_draws, seed, retrieval),
+            f"{view}_features": _code_metrics(x_ref, ref_labels, x_test, test.labels, heldout, n_draws, seed, retrieval),
             "random_forest_ceiling": ceiling}
 
 
