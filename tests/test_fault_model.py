@@ -116,7 +116,15 @@ def test_cli_train_add_fault_detect(kddi, tmp_path, capsys):
     assert main(["train", "--data", str(train_csv), "--label-column", "status", "--holdout",
                  "node-down,interface-down", "--steps", "6", "--dim", "4", "--out", str(model_dir),
                  "--no-progress"]) == 0
-    assert FaultModel.load(model_dir).view.name == "kpi-stats+link"  # auto, on KDDI's link columns
+    trained = FaultModel.load(model_dir)
+    # auto: chosen among the link views KDDI's columns allow, on the training table, and recorded
+    assert trained.view.name.startswith("kpi-stats+link")
+    chosen = trained.info["selection"]
+    assert chosen["view"] == trained.view.name and chosen["representation"] == trained.representation.name
+    # the four known faults pretended new in turn (normal, the largest class, never; held-out ones never)
+    assert sorted(chosen["folds"]) == ["bgp-hijacking", "bgp-injection", "tap-delay", "tap-loss"]
+    assert chosen["inner_steps"] == 1  # a quarter of --steps 6
+    assert "chosen on the training table" in capsys.readouterr().out
     assert main(["add-fault", "--model", str(model_dir), "--data", str(one_row), "--name", "interface-down"]) == 0
     assert "interface-down" in FaultModel.load(model_dir).memory.names
     assert main(["detect", "--model", str(model_dir), "--data", str(eval_csv), "--out",

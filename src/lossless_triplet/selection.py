@@ -10,15 +10,15 @@ and ``demo`` (:func:`~lossless_triplet.experiment.compare_losses`) and the bench
 - :class:`Representation`: what the fault memory compares. Metric learning on known classes tends
   to drop the directions in which an unseen fault differs (Arsenault's complaint about the hinge,
   one level up), while the view's features keep them but separate known classes less well. The
-  representation is the code, the scaled view features, or both side by side with a weight w:
-  ``[code, w * sqrt(N / F) * features]``, so that w = 1 gives the features the same share of the
-  squared distance as the N code units would have at equal spread.
+  representation puts side by side the code, the scaled view features (weight a) and their
+  *excess* beyond the range seen in training (weight b): see :class:`Representation`.
 - :func:`select`: an inner leave-one-known-fault-out one-shot validation on the TRAINING table that
-  picks the view and the weight. For each candidate view and each fold (a known fault class
-  pretended new), the view, scaler and encoder are fitted without that class (masked from history
-  too) on 70 % of the rows (blocks of consecutive rows, seeded), the class gets one example drawn
-  from those rows, and every weight is scored on the other 30 % by the mean of one-shot macro-F1
-  and held-out accuracy (the two goals of the one-shot promise). The eval table is never read.
+  picks the view and the representation. For each candidate view and each fold (a known fault
+  class pretended new), the view, scaler and encoder are fitted without that class (masked from
+  history too) on 70 % of the rows (blocks of consecutive rows, seeded), the class gets one example
+  drawn from those rows, and every representation is scored on the other 30 % by the mean of
+  one-shot macro-F1 and held-out accuracy (the two goals of the one-shot promise), then kept by
+  the one-standard-error rule (:func:`one_standard_error_choice`). The eval table is never read.
 
 Sources: prototypes as class means (Snell, Swersky, Zemel, "Prototypical Networks", NeurIPS 2017);
 model choice by an inner split of the training data only (Musgrave, Belongie, Lim, "A Metric
@@ -38,125 +38,140 @@ import numpy as np
 from .data import Standardizer
 from .data.views import FeatureView
 
-__all__ = ["FEATURE_WEIGHTS", "INNER_STEPS", "Prepared", "Representation", "Selection", "candidate_representations",
-           "known_runs", "prepare_features", "select", "transform_known"]
+__all__ = ["EXCESS_WEIGHTS", "FEATURE_WEIGHTS", "INNER_STEPS", "Prepared", "Representation", "Selection",
+           "candidate_representations", "known_runs", "one_standard_error_choice", "prepare_features", "select",
+           "transform_known"]
 
 log = logging.getLogger("lossless_triplet")
 
-# Weights of the view's features beside the code: 0 is the code alone, inf the features alone.
-FEATURE_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, math.inf)
-INNER_STEPS = 300  # optimiser steps of each inner fold's encoder (the final model trains the full budget)
+# Candidate weights of the view's features and of their excess beside the code (0: left out).
+FEATURE_WEIGHTS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+EXCESS_WEIGHTS = (1.0, 4.0, 16.0)
+INNER_STEPS = 300  # at most this many optimiser steps per inner fold's encoder: a quarter of train's budget
 MAX_FOLDS = 4  # known fault classes pretended new (the largest ones after the majority class)
 VALIDATION_SHARE = 0.3  # rows of each fold scored, in blocks of consecutive rows
 BLOCK_ROWS = 30  # rows per block (a fault episode lasts minutes: whole blocks keep it on one side)
 VIEW_MIN_SCALE = 0.1  # Standardizer floor for view features (robust units): bounds the encoder input
-INNER_DRAWS = 5  # one-shot draws per fold
-
-
-PARTS = ("features", "excess")
+INNER_DRAWS = 20  # one-shot draws per fold (the one example is the largest source of noise in the score)
 
 
 @dataclass
 class Representation:
-    """What the fault memory compares: ``[code, w * sqrt(N / F) * part(features)]``.
+    """What the fault memory compares: ``[code, a * s * features, b * s * excess]``, s = sqrt(N / F).
 
-    ``part`` is ``"features"`` (the scaled view features themselves) or ``"excess"``: each feature's
-    distance beyond the range it had in the known training rows, ``x - clip(x, low_, high_)``. The
-    excess is 0 for every row like those training saw, so the code alone decides among them, and
-    it carries exactly what the encoder could not learn: a feature that never moved in training has
-    no gradient into the encoder's weights, whatever the loss, so only this part can tell the code
-    that a row moved there (a link going admin-down, a router that stops reporting).
+    - ``code``: the encoder's code (N units in [0, 1]); left out when ``use_code`` is False.
+    - ``features``: the scaled view features, weight a (0: left out).
+    - ``excess``: each feature's distance beyond the range it had in the known training rows,
+      ``x - clip(x, low_, high_)``, weight b (0: left out). It is 0 for every training row, so it
+      adds the same amount to a row's distance to every known signature and changes no decision
+      among them; it decides only where a signature's members left that range, i.e. for a new
+      fault whose example moved what training never saw move. That is exactly what the encoder
+      cannot learn: a feature that never moved in training sends no gradient to the encoder's
+      weights, whatever the loss (a link going admin-down, a router that stops reporting).
+
+    s puts the F features in the code's units: with a = 1, features spread like the code add about
+    as much squared distance as the N code units.
 
     Attributes:
-        feature_weight: w >= 0; 0 gives the code alone, ``inf`` the part alone (scaled by
-            sqrt(N / F), so distances stay in the code's units).
-        part: ``"features"`` or ``"excess"``.
+        use_code: whether the code is part of the vector.
+        feature_weight: a >= 0; excess_weight: b >= 0.
         low_, high_: (F,) float32 per-feature minimum and maximum over the known training rows
-            (set by :meth:`fit`; ``excess`` only).
+            (set by :meth:`fit`; needed when b > 0).
 
     Raises:
-        ValueError: a negative or NaN weight, an unknown part.
+        ValueError: a negative, infinite or NaN weight; a vector with no term.
     """
 
+    use_code: bool = True
     feature_weight: float = 0.0
-    part: str = "features"
+    excess_weight: float = 0.0
     low_: np.ndarray | None = None
     high_: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if not self.feature_weight >= 0:
-            raise ValueError(f"feature_weight={self.feature_weight} must be >= 0 (inf: the view's features alone)")
-        if self.part not in PARTS:
-            raise ValueError(f"part={self.part!r} must be one of {', '.join(PARTS)}")
+        for name in ("feature_weight", "excess_weight"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name}={getattr(self, name)} must be a finite number >= 0")
+        if not (self.use_code or self.feature_weight or self.excess_weight):
+            raise ValueError("a representation needs at least one of the code, the features and the excess")
 
     @property
     def uses_features(self) -> bool:
         """Whether :meth:`combine` reads the features."""
-        return self.feature_weight > 0
+        return bool(self.feature_weight or self.excess_weight)
 
     @property
     def name(self) -> str:
-        """``code``, or e.g. ``code+0.5*excess``, ``features``."""
-        if not self.uses_features:
-            return "code"
-        return self.part if math.isinf(self.feature_weight) else f"code+{self.feature_weight:g}*{self.part}"
+        """``code``, ``features``, ``code+0.5*features``, ``code+4*excess``, ``features+4*excess``, ..."""
+        terms = ["code"] if self.use_code else []
+        if self.feature_weight:
+            terms.append("features" if not self.use_code and self.feature_weight == 1 else
+                         f"{self.feature_weight:g}*features")
+        if self.excess_weight:
+            terms.append(f"{self.excess_weight:g}*excess")
+        return "+".join(terms)
 
     @classmethod
     def parse(cls, name: str) -> Representation:
-        """An unfitted representation from its :attr:`name`: ``code``, ``features``, ``excess``,
-        ``code+W*features`` or ``code+W*excess`` (W a number > 0).
+        """An unfitted representation from its :attr:`name`: terms joined by ``+``, each ``code``,
+        ``features``, ``W*features`` or ``W*excess`` (W a number > 0; ``features`` alone is 1).
 
         Raises:
             ValueError: any other text, naming the valid forms."""
-        text = str(name).strip()
-        if text == "code":
-            return cls(0.0)
-        if text in PARTS:
-            return cls(math.inf, text)
-        head, _, rest = text.partition("+")
-        weight, _, part = rest.partition("*")
+        weights = {"features": 0.0, "excess": 0.0}
+        use_code = False
         try:
-            if head == "code" and part in PARTS and 0 < float(weight) < math.inf:
-                return cls(float(weight), part)
+            for term in str(name).strip().split("+"):
+                weight, star, part = term.rpartition("*")
+                if term == "code" and not use_code:
+                    use_code = True
+                elif part in weights and not weights[part] and (star or part == "features"):
+                    weights[part] = float(weight) if star else 1.0
+                    if not 0 < weights[part] < math.inf:
+                        raise ValueError
+                else:
+                    raise ValueError
+            return cls(use_code, weights["features"], weights["excess"])
         except ValueError:
-            pass
-        raise ValueError(f"unknown representation {name!r}: give code, features, excess, code+W*features or "
-                         "code+W*excess with a number W > 0 (e.g. code+0.5*excess)")
+            raise ValueError(f"unknown representation {name!r}: terms joined by +, each code, features, W*features "
+                             "or W*excess with a number W > 0 (e.g. code, features, code+0.5*features+4*excess)"
+                             ) from None
 
     def fit(self, features: np.ndarray) -> Representation:
-        """Learn the training range of every feature (``excess`` only). Shape: features (n, F). Returns self."""
-        if self.part == "excess":
-            features = np.asarray(features, dtype=np.float32)
-            self.low_, self.high_ = features.min(axis=0), features.max(axis=0)
+        """Learn the training range of every feature. Shape: features (n, F) scaled known training rows.
+        Returns self."""
+        features = np.asarray(features, dtype=np.float32)
+        self.low_, self.high_ = features.min(axis=0), features.max(axis=0)
         return self
 
     def combine(self, codes: np.ndarray, features: np.ndarray | None) -> np.ndarray:
         """The compared vectors of rows.
 
         Shape: codes (n, N) float; features (n, F) float32 scaled view features (may be None when
-        the weight is 0). Output: float32 (n, N), (n, N + F) or (n, F).
+        :attr:`uses_features` is False). Output: float32 (n, width), width = N (with the code)
+        + F (with the features) + F (with the excess).
 
         Raises:
-            ValueError: ``excess`` before :meth:`fit`.
+            ValueError: an excess term before :meth:`fit`.
         """
         codes = np.asarray(codes, dtype=np.float32)
         if not self.uses_features:
             return codes
-        part = np.asarray(features, dtype=np.float32)
-        if self.part == "excess":
+        features = np.asarray(features, dtype=np.float32)
+        scale = math.sqrt(codes.shape[1] / features.shape[1])
+        parts = [codes] if self.use_code else []
+        if self.feature_weight:
+            parts.append(features * np.float32(self.feature_weight * scale))
+        if self.excess_weight:
             if self.low_ is None:
-                raise ValueError("Representation(part='excess') needs fit(training_features) before combine")
-            part = part - np.clip(part, self.low_, self.high_)
-        scale = math.sqrt(codes.shape[1] / part.shape[1])
-        if math.isinf(self.feature_weight):
-            return (part * np.float32(scale)).astype(np.float32)
-        return np.hstack([codes, part * np.float32(self.feature_weight * scale)]).astype(np.float32)
+                raise ValueError("a representation with an excess term needs fit(training_features) before combine")
+            parts.append((features - np.clip(features, self.low_, self.high_)) * np.float32(self.excess_weight * scale))
+        return np.hstack(parts).astype(np.float32, copy=False)
 
     def to_dict(self) -> dict:
-        """JSON-safe (inf as the string ``"inf"``); the ranges as lists."""
-        state = {"name": self.name, "feature_weight": "inf" if math.isinf(self.feature_weight) else self.feature_weight,
-                 "part": self.part}
-        if self.low_ is not None:
+        """JSON-safe: the name, and the feature ranges when an excess term needs them."""
+        state = {"name": self.name}
+        if self.excess_weight and self.low_ is not None:
             state |= {"low": self.low_.tolist(), "high": self.high_.tolist()}
         return state
 
@@ -165,10 +180,10 @@ class Representation:
         """Inverse of :meth:`to_dict`; an absent state is the code alone.
 
         Raises:
-            ValueError: a bad weight or part, an ``excess`` part without its ranges."""
+            ValueError: a bad name, an excess term without its ranges."""
         state = state or {}
-        rep = cls(float(state.get("feature_weight", 0.0)), state.get("part", "features"))
-        if rep.part == "excess" and rep.uses_features:
+        rep = cls.parse(state.get("name", "code"))
+        if rep.excess_weight:
             if "low" not in state or "high" not in state:
                 raise ValueError("the representation state lacks the feature ranges; the model bundle is incomplete")
             rep.low_ = np.asarray(state["low"], dtype=np.float32)
@@ -176,11 +191,12 @@ class Representation:
         return rep
 
 
-def candidate_representations(weights: Sequence[float] = FEATURE_WEIGHTS) -> list[str]:
-    """The representation names :func:`select` scores, in order of preference on ties: the code
-    alone, code + w * features (the features alone for w = inf), code + w * excess (finite w > 0)."""
-    out = [Representation(w, "features").name for w in weights]
-    return out + [Representation(w, "excess").name for w in weights if 0 < w < math.inf]
+def candidate_representations(feature_weights: Sequence[float] = FEATURE_WEIGHTS,
+                              excess_weights: Sequence[float] = EXCESS_WEIGHTS) -> list[str]:
+    """The representation names :func:`select` scores: each base (the code alone, code + a * features
+    for every a > 0, the features alone) without and with b * excess for every b > 0."""
+    bases = ["code", *(f"code+{a:g}*features" for a in feature_weights if a), "features"]
+    return [base + (f"+{b:g}*excess" if b else "") for base in bases for b in (0, *excess_weights)]
 
 
 def known_runs(keep: np.ndarray) -> list[tuple[int, int]]:
@@ -246,6 +262,7 @@ class Selection:
             macro-F1 and held-out accuracy on the inner validation rows).
         folds: the class names pretended new, in order.
         seconds: wall time of the selection.
+        inner_steps: optimiser steps of each inner fold's encoder.
     """
 
     view: str
@@ -253,16 +270,22 @@ class Selection:
     scores: dict = field(default_factory=dict)
     folds: list = field(default_factory=list)
     seconds: float = 0.0
+    inner_steps: int = 0
 
     def to_dict(self) -> dict:
         """JSON-safe record (for ``model.json`` and ``metrics.json``)."""
         rep = self.representation
-        return {"view": self.view, "representation": rep.name, "feature_weight": rep.to_dict()["feature_weight"],
-                "part": rep.part, "folds": list(self.folds), "inner_steps": INNER_STEPS,
-                "validation_share": VALIDATION_SHARE, "block_rows": BLOCK_ROWS,
+        return {"view": self.view, "representation": rep.name, "folds": list(self.folds), "inner_steps": self.inner_steps,
+                "inner_draws": INNER_DRAWS, "validation_share": VALIDATION_SHARE, "block_rows": BLOCK_ROWS,
                 "score": "mean of one-shot macro-F1 and held-out accuracy, inner leave-one-known-fault-out",
+                "rule": "one standard error of the best, then the largest excess weight, then the best score",
                 "scores": {v: {r: round(s, 4) for r, s in rs.items()} for v, rs in self.scores.items()},
                 "seconds": round(self.seconds, 1)}
+
+
+def inner_steps(config) -> int:
+    """Optimiser steps of each inner fold: a quarter of the final budget, at most :data:`INNER_STEPS`."""
+    return max(1, min(INNER_STEPS, config.total_steps // 4))
 
 
 def _fold_classes(labels: np.ndarray, known_ids: Sequence[int]) -> list[int]:
@@ -294,7 +317,7 @@ def _fold_scores(X, feature_names, labels, known, fold, view, loss_fn, config, r
     fit_rows = train_rows & ~validation
     prepared = prepare_features(X, feature_names, fit_rows, view)
     x_fit = prepared.x_known
-    inner = replace(config, epochs=1, steps_per_epoch=INNER_STEPS)
+    inner = replace(config, epochs=1, steps_per_epoch=inner_steps(config))
     trained = train_encoder(x_fit, labels[fit_rows], loss_fn, inner, progress=False, description="select")
     examples = (labels == fold) & ~validation  # the new class's one example comes from the fitting part
     scored = (known | (labels == fold)) & validation
@@ -311,6 +334,35 @@ def _fold_scores(X, feature_names, labels, known, fold, view, loss_fn, config, r
                                      n_draws=INNER_DRAWS, seed=seed)
         out[rep.name] = (result["one_shot_macro_f1"] + result["heldout_accuracy"]) / 2
     return out
+
+
+def one_standard_error_choice(per_fold: dict[tuple[str, str], list[float]]) -> tuple[str, str]:
+    """The ``(view, representation)`` to keep from per-fold scores (higher is better).
+
+    The one-standard-error rule (Breiman et al., "Classification and Regression Trees", 1984;
+    Hastie, Tibshirani, Friedman, "The Elements of Statistical Learning", sec. 7.10): the inner
+    folds are few and one example is noisy, so every candidate whose mean score is within one
+    standard error of the best (the standard error of its per-fold difference to the best) is as
+    good as the best. Among those, the largest excess weight wins (the excess changes no decision
+    among signatures inside the training range, see :class:`Representation`, so it costs nothing
+    where it is not needed), then the best mean score, then the earliest candidate.
+
+    Raises:
+        ValueError: no candidate with a score.
+    """
+    scored = {key: np.asarray(values) for key, values in per_fold.items() if len(values)}
+    if not scored:
+        raise ValueError("no candidate has a score: no inner fold had rows to pretend new")
+    means = {key: float(values.mean()) for key, values in scored.items()}
+    best = max(means, key=means.get)
+
+    def within(key) -> bool:
+        gap = scored[best] - scored[key]
+        return gap.mean() <= (gap.std(ddof=1) / math.sqrt(gap.size) if gap.size > 1 else 0.0)
+
+    order = list(scored)
+    return max((key for key in scored if within(key)),
+               key=lambda key: (Representation.parse(key[1]).excess_weight, means[key], -order.index(key)))
 
 
 def select(X: np.ndarray, feature_names: Sequence[str], labels: np.ndarray, known: np.ndarray, *,
@@ -342,18 +394,20 @@ def select(X: np.ndarray, feature_names: Sequence[str], labels: np.ndarray, know
                  (representations or ["code"])[0])
         first = Representation.parse((representations or ["code"])[0])
         return Selection(views[0], first, seconds=time.perf_counter() - started)
-    scores: dict[str, dict[str, float]] = {}
     candidates = list(representations or candidate_representations())
+    per_fold: dict[tuple[str, str], list[float]] = {}
     for view in views:
-        per_fold = [_fold_scores(X, feature_names, labels, known, fold, view, make_loss(loss), config, candidates,
-                                 config.seed) for fold in folds]
-        per_fold = [s for s in per_fold if s]
-        scores[view] = {r: float(np.mean([s[r] for s in per_fold])) if per_fold else float("nan") for r in candidates}
-        log.info("selection: %s: %s", view, {r: round(v, 3) for r, v in scores[view].items()})
-    # the first best in candidate order: earlier views and the code alone win ties
-    best_view, best = max(((v, r) for v in scores for r in candidates),
-                          key=lambda vr: np.nan_to_num(scores[vr[0]][vr[1]], nan=-1.0))
-    log.info("selection: chose %s with %s (score %.3f, folds %s)", best_view, best, scores[best_view][best],
+        folds_scores = [_fold_scores(X, feature_names, labels, known, fold, view, make_loss(loss), config, candidates,
+                                     config.seed) for fold in folds]
+        for r in candidates:
+            per_fold[view, r] = [f[r] for f in folds_scores if f]
+        log.info("selection: %s: %s", view, {r: round(float(np.mean(per_fold[view, r])), 3) for r in candidates
+                                              if per_fold[view, r]})
+    best_view, best = one_standard_error_choice(per_fold)
+    scores = {v: {r: float(np.mean(per_fold[v, r])) if per_fold[v, r] else float("nan") for r in candidates}
+              for v in views}
+    log.info("selection: chose %s with %s (score %.3f, best %.3f; folds %s)", best_view, best,
+             scores[best_view][best], max(np.nan_to_num(x, nan=-1.0) for v in scores.values() for x in v.values()),
              ", ".join(name(c) for c in folds))
     return Selection(best_view, Representation.parse(best), scores, [name(c) for c in folds],
-                     time.perf_counter() - started)
+                     time.perf_counter() - started, inner_steps(config))

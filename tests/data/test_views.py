@@ -7,7 +7,12 @@ import pytest
 from lossless_triplet.data.views import (
     _NETWORK_10,
     BASELINE_ROWS,
+    CLIP,
+    SPREAD_FLOOR,
+    VIEWS,
     FeatureView,
+    candidate_views,
+    column_parts,
     _rolling_median,
     _sorted_median,
     kpi_groups,
@@ -34,17 +39,18 @@ def test_kpi_stats_match_a_hand_computation():
     x = table()
     view = FeatureView("kpi-stats").fit(x, NAMES)
     out = view.transform(x)
-    assert out.shape == (30, 2 * 11)
+    assert out.shape == (30, 2 * 12)
     logged = np.sign(x) * np.log(1 + np.abs(x))
     q1, med, q3 = np.nanpercentile(logged, [25, 50, 75], axis=0)
     scaled = (logged - med) / (q3 - q1)
     rx = scaled[7, :4]
-    expected = [rx.min(), rx.max(), rx.mean(), rx.std(), *np.sort(rx)[:3], *np.sort(rx)[::-1][:3], 0.0]
-    np.testing.assert_allclose(out[7, :11], expected, rtol=1e-4, atol=1e-5)  # the view computes in float32
+    expected = [rx.min(), rx.max(), rx.mean(), rx.std(), *np.sort(rx)[:3], *np.sort(rx)[::-1][:3], 0.0, 0.0]
+    np.testing.assert_allclose(out[7, :12], expected, rtol=1e-4, atol=1e-5)  # the view computes in float32
     # Row 4 misses rx/b: statistics over the 3 observed links, missing fraction 1/4.
     rx4 = scaled[4, [0, 2, 3]]
     np.testing.assert_allclose(out[4, [0, 1, 10]], [rx4.min(), rx4.max(), 0.25], rtol=1e-5)
     assert view.feature_names_out_[0] == "rx/min" and view.feature_names_out_[10] == "rx/missing"
+    assert view.feature_names_out_[11] == "rx/moved"
 
 
 def test_kpi_stats_do_not_depend_on_which_link_is_hit():
@@ -65,10 +71,10 @@ def test_delta_view_streams_in_chunks_like_the_whole_table():
     parts = np.vstack([view.transform(x[:17]), view.transform(x[17:], previous=x[16])])
     np.testing.assert_array_equal(whole, parts)
     # No previous row: the first row's deltas are missing (imputed downstream), missing fraction 1.
-    first = whole[0, 22:].reshape(2, 11)
+    first = whole[0, 24:].reshape(2, 12)
     assert np.isnan(first[:, :10]).all() and (first[:, 10] == 1).all()
     step = (signed_log1p(x[9]) - signed_log1p(x[8])) / view.iqr_
-    np.testing.assert_allclose(whole[9, 22 + 11 + 1], step[4:].max(), rtol=1e-5)  # delta-cpu/max
+    np.testing.assert_allclose(whole[9, 24 + 12 + 1], step[4:].max(), rtol=1e-5)  # delta-cpu/max
 
 
 def test_signed_log_keeps_sign_and_zero():
@@ -127,16 +133,16 @@ def test_link_view_matches_a_hand_computation():
     view = FeatureView("kpi-stats+link").fit(x, LINK_NAMES)
     out = view.transform(x)
     n_groups = len(kpi_groups(LINK_NAMES)) + 1
-    assert out.shape == (40, n_groups * 11)
-    assert view.feature_names_out_[-11] == "tx-pps>rx-pps/min"
+    assert out.shape == (40, n_groups * 12)
+    assert view.feature_names_out_[-12] == "tx-pps>rx-pps/min"
     logged = signed_log1p(x)
     ratios = np.column_stack([logged[:, 0] - logged[:, 3], logged[:, 1] - logged[:, 2]])
     q1, med, q3 = np.nanpercentile(ratios, [25, 50, 75], axis=0)
     scaled = (ratios - med) / (q3 - q1)
     np.testing.assert_allclose(view.link_median_, med)
     row = scaled[5]
-    expected = [row.min(), row.max(), row.mean(), row.std(), *np.sort(row), np.nan, *np.sort(row)[::-1], np.nan, 0]
-    np.testing.assert_allclose(out[5, -11:], expected, rtol=1e-3, atol=1e-3)  # float32 logs of ~1e3
+    expected = [row.min(), row.max(), row.mean(), row.std(), *np.sort(row), np.nan, *np.sort(row)[::-1], np.nan, 0, 0]
+    np.testing.assert_allclose(out[5, -12:], expected, rtol=1e-3, atol=1e-3)  # float32 logs of ~1e3
 
 
 def test_link_view_sees_a_lossy_link_whichever_direction_is_hit():
@@ -145,7 +151,7 @@ def test_link_view_sees_a_lossy_link_whichever_direction_is_hit():
     lossy_ab, lossy_ba = x[7].copy(), x[7].copy()
     lossy_ab[3] *= 0.5  # B receives half of what A sends
     lossy_ba[2] *= 0.5  # A receives half of what B sends
-    normal, ab, ba = view.transform(np.vstack([x[7], lossy_ab, lossy_ba]))[:, -11:]
+    normal, ab, ba = view.transform(np.vstack([x[7], lossy_ab, lossy_ba]))[:, -12:]
     assert ab[1] > normal[1] + 5 and ab[1] == pytest.approx(ba[1], rel=0.1)  # max balance jumps the same
 
 
@@ -153,7 +159,7 @@ def test_delta_link_view_streams_and_round_trips():
     x = link_table(n=50)
     view = FeatureView("kpi-stats+delta+link").fit(x, LINK_NAMES)
     whole = view.transform(x)
-    assert whole.shape[1] == 2 * (len(kpi_groups(LINK_NAMES)) + 1) * 11
+    assert whole.shape[1] == 2 * (len(kpi_groups(LINK_NAMES)) + 1) * 12
     np.testing.assert_array_equal(whole, np.vstack([view.transform(x[:20]), view.transform(x[20:], previous=x[19])]))
     restored = FeatureView.from_dict(view.to_dict())
     np.testing.assert_array_equal(restored.transform(x), whole)
@@ -171,7 +177,7 @@ def test_link_view_needs_a_link_seen_at_both_ends():
 def test_auto_picks_the_link_view_when_links_are_measured_at_both_ends():
     assert resolve_view("auto", LINK_NAMES) == "kpi-stats+link"
     assert resolve_view("auto", NAMES) == "kpi-stats"
-    assert resolve_view("auto", ["a", "b"]) == "raw"
+    assert resolve_view("auto", ["a", "b"]) == "columns"
     assert resolve_view("kpi-stats", LINK_NAMES) == "kpi-stats"
 
 
@@ -233,3 +239,91 @@ def test_rolling_median_network_and_sort_agree_with_gaps():
     padded = np.concatenate([np.full((6, 6), np.nan, np.float32), past, level])
     every = np.lib.stride_tricks.sliding_window_view(padded, 10, axis=0)[:300]
     np.testing.assert_array_equal(fast, _sorted_median(every))
+
+
+# ---------------------------------------------------------------- bounded features, any names, columns views
+
+
+def test_a_column_constant_in_training_gives_a_bounded_feature_and_a_moved_flag():
+    x = table()
+    x[:, 5] = 1.0  # cpu/r2 reads 1 in every training row (an admin status that is always up)
+    view = FeatureView("kpi-stats").fit(x, NAMES)
+    assert view.constant_.tolist() == [False] * 5 + [True]
+    assert view.iqr_[5] == pytest.approx(SPREAD_FLOOR)  # floor * max(1, |ln 2|), not float noise
+    down = x[3].copy()
+    down[5] = 0.0  # the status goes down at run time: ln(1) - ln(2) = -0.69 is 693 floors: clipped
+    out = view.transform(np.vstack([x[3], down]))
+    cpu = slice(12, 24)
+    assert out[1, cpu][0] == -CLIP  # cpu/min
+    assert out[0, cpu][-1] == 0 and out[1, cpu][-1] == 0.5  # moved: 1 of the group's 2 columns
+    assert np.nanmax(np.abs(out)) <= CLIP  # NaN: low3 / high3 of a 2-column group
+
+
+def test_no_view_feature_of_real_data_exceeds_1e3():
+    """The issue's float-artifact test: KDDI's admin-status columns never move in known-class training
+    rows, and held-out interface-down minutes move them (the first round's view gave about 1e13)."""
+    from lossless_triplet.data import load_kddi_nfv
+
+    train, test = load_kddi_nfv("train"), load_kddi_nfv("eval")
+    known = ~np.isin(train.labels, [train.class_names.index(c) for c in ("node-down", "interface-down")])
+    for name in VIEWS[1:]:
+        if "+link" in name and not link_pairs(train.feature_names):
+            continue
+        view = FeatureView(name).fit(train.features[known], train.feature_names)
+        for rows in (train.features, test.features):
+            out = view.transform(rows)
+            assert np.nanmax(np.abs(out)) <= 2 * CLIP < 1e3, name
+
+
+@pytest.mark.parametrize("separator", [":", ".", "|"])
+def test_names_with_another_separator_give_the_same_features(separator):
+    from lossless_triplet.data import load_kddi_nfv
+
+    data = load_kddi_nfv("eval")
+    names = [n.replace("/", separator) if separator != "." else n.replace("/", ".").replace("+", ".")
+             for n in data.feature_names]
+    x = data.features[:300]
+    for view_name in ("kpi-stats+link+baseline", "kpi-stats+delta"):
+        slash = FeatureView(view_name).fit(x, data.feature_names)
+        other = FeatureView(view_name).fit(x, names)
+        assert len(other.links_) == len(slash.links_) and list(other.groups_) == list(slash.groups_)
+        np.testing.assert_array_equal(other.transform(x), slash.transform(x))
+
+
+def test_column_parts_read_the_usual_namings():
+    assert column_parts(["rx-pps/IntGW-01+link-a", "cpu/IntGW-01"]) == [("rx-pps", "IntGW-01", "link-a"),
+                                                                        ("cpu", "IntGW-01", "")]
+    assert column_parts(["rx_pps.intgw01.link_a", "tx_pps.intgw02.link_a"])[0] == ("rx_pps", "intgw01", "link_a")
+    assert column_parts(["kpi_00", "kpi_01"]) == [("kpi_00", "", ""), ("kpi_01", "", "")]
+    pairs = link_pairs(["tx_pps.r1.l", "rx_pps.r2.l", "tx_pps.r2.l", "rx_pps.r1.l"])
+    np.testing.assert_array_equal(pairs["tx_pps>rx_pps"], [[0, 1], [2, 3]])
+
+
+def test_columns_view_scales_each_column_and_pooled_adds_the_statistics_of_all():
+    x = table()
+    view = FeatureView("columns+pooled").fit(x, NAMES)
+    out = view.transform(x)
+    logged = signed_log1p(x)
+    q1, med, q3 = np.nanpercentile(logged, [25, 50, 75], axis=0)
+    scaled = np.clip((logged - med) / (q3 - q1), -CLIP, CLIP)
+    assert out.shape == (30, 6 + 12) and view.feature_names_out_[:6] == tuple(NAMES)
+    np.testing.assert_allclose(out[:, :6], scaled, rtol=1e-4, atol=1e-4)
+    row = scaled[7]
+    np.testing.assert_allclose(out[7, 6:10], [row.min(), row.max(), row.mean(), row.std()], rtol=1e-4, atol=1e-4)
+    assert view.feature_names_out_[6] == "*/min"
+    base = FeatureView("columns+baseline").fit(x, NAMES).transform(x)
+    np.testing.assert_allclose(base[12, 6:], out[12, :6] - np.nanmedian(out[2:12, :6], axis=0), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name, error", [("kpi-stats+foo", "unknown option"), ("pca", "must start with"),
+                                         ("raw+delta", "takes no options"), ("columns+delta+delta", "repeats")])
+def test_view_names_are_parsed_with_clear_errors(name, error):
+    with pytest.raises(ValueError, match=error):
+        FeatureView(name)
+
+
+def test_view_names_are_canonical_whatever_the_order_of_options():
+    assert FeatureView("kpi-stats+baseline+link").name == "kpi-stats+link+baseline"
+    assert resolve_view("kpi-stats+link+delta", LINK_NAMES) == "kpi-stats+delta+link"
+    assert candidate_views(["a", "b"], time_ordered=True) == ["columns", "columns+pooled", "columns+baseline",
+                                                              "columns+pooled+baseline"]
