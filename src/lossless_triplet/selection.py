@@ -297,11 +297,12 @@ def _fold_classes(labels: np.ndarray, known_ids: Sequence[int]) -> list[int]:
 
 
 def _validation_rows(n: int, seed: int) -> np.ndarray:
-    """(n,) bool: blocks of :data:`BLOCK_ROWS` consecutive rows drawn (seeded) for validation."""
-    blocks = -(-n // BLOCK_ROWS)
+    """(n,) bool: blocks of :data:`BLOCK_ROWS` consecutive rows (fewer on a table of under 600 rows)
+    drawn (seeded) for validation."""
+    size = max(1, min(BLOCK_ROWS, n // 20))  # at least 20 blocks on a small table
     rng = np.random.default_rng([seed, 7])
-    chosen = rng.random(blocks) < VALIDATION_SHARE
-    return np.repeat(chosen, BLOCK_ROWS)[:n]
+    chosen = rng.random(-(-n // size)) < VALIDATION_SHARE
+    return np.repeat(chosen, size)[:n]
 
 
 def _fold_scores(X, feature_names, labels, known, fold, view, loss_fn, config, representations, seed
@@ -315,14 +316,14 @@ def _fold_scores(X, feature_names, labels, known, fold, view, loss_fn, config, r
     validation = _validation_rows(len(labels), seed)
     train_rows = known & (labels != fold)
     fit_rows = train_rows & ~validation
+    examples = (labels == fold) & ~validation  # the new class's one example comes from the fitting part
+    scored = (known | (labels == fold)) & validation
+    if len(np.unique(labels[fit_rows])) < 2 or not examples.any() or not (scored & (labels == fold)).any():
+        return {}  # this split left nothing to train on or to score: the fold is skipped
     prepared = prepare_features(X, feature_names, fit_rows, view)
     x_fit = prepared.x_known
     inner = replace(config, epochs=1, steps_per_epoch=inner_steps(config))
     trained = train_encoder(x_fit, labels[fit_rows], loss_fn, inner, progress=False, description="select")
-    examples = (labels == fold) & ~validation  # the new class's one example comes from the fitting part
-    scored = (known | (labels == fold)) & validation
-    if not examples.any() or not (scored & (labels == fold)).any():
-        return {}
     ref_x = np.concatenate([x_fit, prepared.x_all[examples]])
     ref_labels = np.concatenate([labels[fit_rows], labels[examples]])
     ref_codes, val_codes = encode(trained.model, ref_x), encode(trained.model, prepared.x_all[scored])
@@ -403,6 +404,10 @@ def select(X: np.ndarray, feature_names: Sequence[str], labels: np.ndarray, know
             per_fold[view, r] = [f[r] for f in folds_scores if f]
         log.info("selection: %s: %s", view, {r: round(float(np.mean(per_fold[view, r])), 3) for r in candidates
                                               if per_fold[view, r]})
+    if not any(per_fold.values()):
+        log.warning("selection: no inner fold had rows to train on and to score; keeping %s and %s", views[0],
+                    candidates[0])
+        return Selection(views[0], Representation.parse(candidates[0]), seconds=time.perf_counter() - started)
     best_view, best = one_standard_error_choice(per_fold)
     scores = {v: {r: float(np.mean(per_fold[v, r])) if per_fold[v, r] else float("nan") for r in candidates}
               for v in views}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..viewspec import AUTO, VIEWS, parse_view
+from ..viewspec import AUTO, parse_view
 
 
 def require_positive(args, *names: str) -> None:
@@ -28,7 +28,6 @@ def csv_list(text: str) -> list[str]:
 # pandas (tests/test_cli.py checks they equal losses.LOSSES).
 LOSS_NAMES = ("triplet", "linear_lossless", "lossless", "contrastive")
 AUTO_VIEW = AUTO
-VIEW_NAMES = VIEWS
 VIEW_HELP = ("auto (default): chosen on the training table by inner leave-one-known-fault-out validation among "
              "the views its column names allow; or BASE[+OPTION...]: base raw (the columns), columns (each column "
              "signed-log, robust-scaled, clipped) or kpi-stats (order statistics per KPI group); options +link "

@@ -1,0 +1,162 @@
+"""The honest protocol: masked history, the representation, the inner selection and its rule."""
+
+import math
+
+import numpy as np
+import pytest
+
+from lossless_triplet.data import Dataset
+from lossless_triplet.data.views import FeatureView
+from lossless_triplet.selection import (
+    Representation,
+    candidate_representations,
+    known_runs,
+    one_standard_error_choice,
+    prepare_features,
+    select,
+    transform_known,
+)
+from lossless_triplet.training import TrainConfig
+
+NAMES = ["rx/a", "rx/b", "rx/c", "cpu/r1", "cpu/r2"]
+
+
+def stream(n=120, seed=0):
+    """Four statuses in episodes of 10 minutes, in time order: 0 normal, 1-3 faults on different columns."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros(n, dtype=np.int64)
+    for start in range(10, n, 40):
+        labels[start:start + 10] = 1 + (start // 40) % 3
+    x = rng.normal(100, 3, size=(n, len(NAMES)))
+    for c in (1, 2, 3):
+        x[labels == c, c - 1] *= 4 + c  # fault c multiplies one column
+    return x.astype(np.float32), labels
+
+
+def test_known_runs_are_the_runs_of_true():
+    keep = np.array([1, 1, 0, 0, 1, 0, 1, 1, 1], dtype=bool)
+    assert known_runs(keep) == [(0, 2), (4, 5), (6, 9)]
+    assert known_runs(np.zeros(3, dtype=bool)) == []
+
+
+def test_held_out_minutes_never_reach_training_rows_through_history():
+    x, labels = stream()
+    keep = labels != 2
+    view = FeatureView("kpi-stats+baseline").fit(x[keep], NAMES)
+    masked = transform_known(view, x, keep)
+    # brute force: each run of known rows transformed alone, as if the table started there
+    expected = np.concatenate([view.transform(x[a:b]) for a, b in known_runs(keep)])
+    np.testing.assert_array_equal(masked, expected)
+    wild = x.copy()
+    wild[~keep] = 1e6  # whatever the held-out minutes hold, the training features do not move
+    np.testing.assert_array_equal(transform_known(view, wild, keep), masked)
+    full = view.transform(x)[keep]  # with the history, the rows after a held-out episode differ
+    assert not np.allclose(full, masked, equal_nan=True)
+
+
+def test_prepare_features_fits_on_known_rows_and_keeps_full_history_for_examples():
+    x, labels = stream()
+    keep = labels != 3
+    prepared = prepare_features(x, NAMES, keep, "kpi-stats+baseline")
+    assert prepared.x_known.shape == (keep.sum(), len(prepared.view.feature_names_out_))
+    np.testing.assert_array_equal(prepared.x_all, prepared.scaler.transform(prepared.view.transform(x)))
+    np.testing.assert_allclose(prepared.view.median_, FeatureView("kpi-stats").fit(x[keep], NAMES).median_)
+    assert prepared.scaler.min_scale == 0.1 and prepare_features(x, NAMES, keep, "raw").scaler.min_scale == 0
+
+
+def test_representation_combines_the_terms_by_hand():
+    codes = np.array([[0.1, 0.9], [0.5, 0.5]], dtype=np.float32)
+    features = np.array([[1.0, -2.0, 3.0, 0.0], [9.0, 0.0, 0.0, -9.0]], dtype=np.float32)
+    s = math.sqrt(2 / 4)
+    rep = Representation.parse("code+0.5*features+4*excess").fit(features[:1] * 0 + [[0, -1, 0, 0]])
+    # training range: low = high = [0, -1, 0, 0], so the excess is x - that
+    excess = features - np.array([0, -1, 0, 0], dtype=np.float32)
+    np.testing.assert_allclose(rep.combine(codes, features), np.hstack([codes, 0.5 * s * features, 4 * s * excess]),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(Representation.parse("code").combine(codes, None), codes)
+    np.testing.assert_allclose(Representation.parse("features").combine(codes, features), s * features, rtol=1e-6)
+
+
+def test_excess_is_zero_on_training_rows_and_changes_no_decision_among_them():
+    rng = np.random.default_rng(3)
+    train = rng.normal(size=(200, 6)).astype(np.float32)
+    rep = Representation.parse("code+16*excess").fit(train)
+    codes = rng.random((200, 3)).astype(np.float32)
+    np.testing.assert_array_equal(rep.combine(codes, train)[:, 3:], 0)
+    # a row outside the range: the same extra distance to every in-range vector
+    far = np.array([[0, 0, 0, 40, 0, 0]], dtype=np.float32)
+    row = rep.combine(codes[:1], far)[0]
+    to_all = ((rep.combine(codes, train) - row) ** 2).sum(1) - ((codes - codes[0]) ** 2).sum(1)
+    np.testing.assert_allclose(to_all, to_all[0], rtol=1e-4)
+
+
+@pytest.mark.parametrize("text", ["code", "features", "code+0.5*features", "code+4*excess", "features+16*excess",
+                                  "code+0.25*features+1*excess"])
+def test_representation_names_round_trip(text):
+    rep = Representation.parse(text)
+    assert rep.name == text and Representation.parse(rep.name) == rep
+    rep.fit(np.zeros((3, 2), dtype=np.float32))
+    restored = Representation.from_dict(rep.to_dict())
+    assert restored.name == text
+    x = np.arange(6, dtype=np.float32).reshape(3, 2)
+    np.testing.assert_array_equal(restored.combine(x, x), rep.combine(x, x))
+
+
+@pytest.mark.parametrize("text", ["", "code+code", "2*code", "code+0*excess", "code+inf*features", "excess",
+                                  "code+features*2", "code+x*excess"])
+def test_bad_representation_names_are_refused(text):
+    with pytest.raises(ValueError, match="unknown representation|at least one"):
+        Representation.parse(text)
+
+
+def test_excess_needs_fit_and_saved_ranges():
+    rep = Representation.parse("code+4*excess")
+    with pytest.raises(ValueError, match="needs fit"):
+        rep.combine(np.zeros((1, 2)), np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="incomplete"):
+        Representation.from_dict({"name": "code+4*excess"})
+
+
+def test_candidates_hold_every_base_with_and_without_excess():
+    names = candidate_representations((0.5,), (4.0,))
+    assert names == ["code", "code+4*excess", "code+0.5*features", "code+0.5*features+4*excess", "features",
+                     "features+4*excess"]
+
+
+def test_one_standard_error_rule():
+    # "code" is best on average but within noise of "code+4*excess": the excess wins
+    per_fold = {("v", "code"): [0.50, 0.40, 0.60], ("v", "code+4*excess"): [0.49, 0.41, 0.57],
+                ("v", "features"): [0.20, 0.10, 0.15]}
+    assert one_standard_error_choice(per_fold) == ("v", "code+4*excess")
+    # consistently worse by more than one standard error: the best stays
+    per_fold[("v", "code+4*excess")] = [0.40, 0.30, 0.51]
+    assert one_standard_error_choice(per_fold) == ("v", "code")
+    with pytest.raises(ValueError, match="no candidate"):
+        one_standard_error_choice({("v", "code"): []})
+
+
+def test_select_records_its_choice_on_the_training_table():
+    x, labels = stream(n=240)
+    known = labels != 3
+    selection = select(x, NAMES, labels, known, views=["kpi-stats", "columns+pooled"], loss="triplet",
+                       config=TrainConfig(embedding_dim=3, epochs=1, steps_per_epoch=8), class_names=["n", "a", "b", "c"])
+    assert selection.view in ("kpi-stats", "columns+pooled")
+    assert selection.folds == ["a", "b"] or selection.folds == ["b", "a"]  # known faults, never normal, never c
+    record = selection.to_dict()
+    assert record["inner_steps"] == 2 and set(record["scores"]) == {"kpi-stats", "columns+pooled"}
+    assert record["representation"] in record["scores"][record["view"]]
+
+
+def test_select_keeps_the_first_candidates_when_nothing_can_be_pretended_new():
+    x, labels = stream()
+    two = labels <= 1
+    selection = select(x[two], NAMES, labels[two], np.ones(two.sum(), dtype=bool), views=["kpi-stats", "columns"],
+                       loss="triplet", config=TrainConfig(embedding_dim=3, epochs=1, steps_per_epoch=4))
+    assert (selection.view, selection.representation.name, selection.folds) == ("kpi-stats", "code", [])
+
+
+def test_time_order_comes_from_strictly_increasing_timestamps():
+    x, labels = stream(n=5)
+    assert Dataset(x, labels, NAMES, ["a", "b", "c", "d"], np.arange(5)).is_time_ordered
+    assert not Dataset(x, labels, NAMES, ["a", "b", "c", "d"], np.array([1, 1, 2, 3, 4])).is_time_ordered
+    assert not Dataset(x, labels, NAMES, ["a", "b", "c", "d"]).is_time_ordered
