@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import pairwise_distances_argmin_min
 from sklearn.neighbors import NearestNeighbors
 
 __all__ = [
@@ -222,8 +221,9 @@ def nearest_representative(codes, rep_codes, rep_labels) -> tuple[np.ndarray, np
     """Label and Euclidean distance of the nearest representative of each code.
 
     Ties go to the representative listed first (distances come from
-    ``sklearn.metrics.pairwise_distances_argmin_min``, whose dot-product expansion
-    can round near-ties either way).
+    the dot-product expansion ||x||^2 - 2 x.r + ||r||^2 in float64, as
+    ``sklearn.metrics.pairwise_distances_argmin_min`` computes them, which can round near-ties
+    either way).
 
     Shape:
         codes: (n, N) float; rep_codes: (m, N) float; rep_labels: (m,) any labels.
@@ -246,9 +246,16 @@ def nearest_representative(codes, rep_codes, rep_labels) -> tuple[np.ndarray, np
     return _nearest(codes, rep_codes, rep_labels)
 
 
+def _squared_distances(codes: np.ndarray, rep_codes: np.ndarray) -> np.ndarray:
+    """(n, m) squared Euclidean distances by the dot-product expansion, clipped at 0 (float64)."""
+    d2 = (codes**2).sum(axis=1)[:, None] - 2 * codes @ rep_codes.T + (rep_codes**2).sum(axis=1)[None, :]
+    return np.maximum(d2, 0.0)
+
+
 def _nearest(codes, rep_codes, rep_labels) -> tuple[np.ndarray, np.ndarray]:
-    nearest, distances = pairwise_distances_argmin_min(codes, rep_codes)
-    return rep_labels[nearest], distances
+    d2 = _squared_distances(codes, rep_codes)
+    nearest = d2.argmin(axis=1)
+    return rep_labels[nearest], np.sqrt(d2[np.arange(len(codes)), nearest])
 
 
 def draw_heldout_examples(
@@ -388,9 +395,10 @@ def one_shot_evaluation(
     heldout_rows = np.isin(test_labels, heldout_classes)
 
     f1s, accuracies = [], []
+    to_known = _squared_distances(test_codes, known_centroids)  # the same in every draw
     for draw in draws:
-        rep_codes = np.concatenate([known_centroids, train_codes[draw]])
-        predicted, _ = _nearest(test_codes, rep_codes, rep_labels)
+        d2 = np.hstack([to_known, _squared_distances(test_codes, train_codes[draw])])
+        predicted = rep_labels[d2.argmin(axis=1)]
         f1s.append(_macro_f1(test_labels, predicted, f1_labels))
         accuracies.append(
             np.mean(predicted[heldout_rows] == test_labels[heldout_rows])
