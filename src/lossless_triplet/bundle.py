@@ -304,7 +304,8 @@ def fit_fault_model(
     trained = train_encoder(prepared.x_known, labels, loss_fn, config, progress=progress, description=loss,
                             checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
     model = FaultModel(view=prepared.view, scaler=prepared.scaler, encoder=trained.model,
-                       memory=memory or FaultMemory(), representation=selection.representation.fit(prepared.x_known))
+                       memory=memory or FaultMemory(), representation=selection.representation.fit(
+                           prepared.x_known, prepared.view.invariant_features_))
     model.memory.fit(model.represent_features(prepared.x_known), labels, data.class_names)
     model.info = {"loss": loss, "class_names": list(data.class_names), "holdout": list(holdout),
                   "time_ordered": time_ordered, "selection": selection.to_dict(),

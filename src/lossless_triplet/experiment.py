@@ -123,18 +123,23 @@ def unknown_auroc(train_codes, train_labels, test_codes, test_labels, heldout) -
     return float(roc_auc_score(is_new, memory.identify(test_codes)["unknown_score"]))
 
 
-def _code_metrics(train_codes, train_labels, test_codes, test_labels, heldout, n_draws, seed, retrieval=True) -> dict:
+def _code_metrics(train_vectors, train_labels, test_vectors, test_labels, heldout, n_draws, seed, retrieval=True,
+                  test_codes=None) -> dict:
+    """One-shot measures and unknown AUROC of what the memory compares (``*_vectors``); retrieval
+    measures and compactness of ``test_codes`` (the encoder's codes: what the loss shaped), or of
+    the test vectors when there is no encoder."""
+    geometry = test_vectors if test_codes is None else test_codes
     one_shot = one_shot_evaluation(
-        train_codes, train_labels, test_codes, test_labels, heldout, n_draws=n_draws, seed=seed
+        train_vectors, train_labels, test_vectors, test_labels, heldout, n_draws=n_draws, seed=seed
     )
     return {
-        "unknown_auroc": unknown_auroc(train_codes, train_labels, test_codes, test_labels, heldout),
-        **(retrieval_metrics(test_codes, test_labels) if retrieval else {}),
+        "unknown_auroc": unknown_auroc(train_vectors, train_labels, test_vectors, test_labels, heldout),
+        **(retrieval_metrics(geometry, test_labels) if retrieval else {}),
         "one_shot_macro_f1": one_shot["one_shot_macro_f1"],
         "one_shot_macro_f1_std": one_shot["one_shot_macro_f1_std"],
         "heldout_accuracy": one_shot["heldout_accuracy"],
         "heldout_accuracy_std": one_shot["heldout_accuracy_std"],
-        "compactness": compactness(test_codes, test_labels),
+        "compactness": compactness(geometry, test_labels),
     }
 
 
@@ -187,8 +192,9 @@ def compare_losses(
         retrieval: also compute P@1, R-precision and MAP@R (the slowest part on large test sets).
 
     Returns:
-        ``(metrics, results)``: the metrics.json document (DESIGN.md schema; each loss's metrics
-        are those of its representation, code and/or view features; plus ``baselines``: nearest
+        ``(metrics, results)``: the metrics.json document (DESIGN.md schema; each loss's one-shot
+        measures and unknown AUROC are those of its representation, its P@1, R-precision, MAP@R
+        and compactness those of its codes; plus ``baselines``: nearest
         signature on standardised raw columns and on the view's features, and a random forest
         given all training labels, the supervised ceiling) and per-loss :class:`LossResult`
         (whose codes are the encoder's, for the pictures).
@@ -231,8 +237,9 @@ def compare_losses(
         if selection.view not in prepared_views:
             prepared = prepare_features(train.features, train.feature_names, known, selection.view)
             x_test = prepared.scaler.transform(prepared.view.transform(test.features))
-            prepared_views[selection.view] = (np.concatenate([prepared.x_known, prepared.x_all[~known]]), x_test)
-        x_ref, x_test = prepared_views[selection.view]
+            prepared_views[selection.view] = (np.concatenate([prepared.x_known, prepared.x_all[~known]]), x_test,
+                                              prepared.view.invariant_features_)
+        x_ref, x_test, invariant = prepared_views[selection.view]
         trained = train_encoder(
             x_ref[:known.sum()],
             train.labels[known],
@@ -245,9 +252,9 @@ def compare_losses(
             on_epoch=on_epoch_factory(name, x_test) if on_epoch_factory else None,
         )
         train_codes, test_codes = encode(trained.model, x_ref), encode(trained.model, x_test)
-        rep = selection.representation.fit(x_ref[:known.sum()])
+        rep = selection.representation.fit(x_ref[:known.sum()], invariant)
         metrics = _code_metrics(rep.combine(train_codes, x_ref), ref_labels, rep.combine(test_codes, x_test),
-                                test.labels, heldout, n_draws, config.seed, retrieval)
+                                test.labels, heldout, n_draws, config.seed, retrieval, test_codes=test_codes)
         metrics |= {"view": selection.view, "representation": rep.name,
                     "final_train_loss": trained.history["train_loss"][-1], "train_seconds": trained.train_seconds}
         results[name] = LossResult(metrics, trained.history, train_codes, test_codes)
@@ -259,7 +266,7 @@ def compare_losses(
         "classes": list(train.class_names),
         "holdout": list(holdout),
         "losses": {name: r.metrics for name, r in results.items()},
-        "baselines": baselines(train, test, known, heldout, first_view, prepared_views[first_view], n_draws,
+        "baselines": baselines(train, test, known, heldout, first_view, prepared_views[first_view][:2], n_draws,
                                config.seed, retrieval),
         "config": {
             "train": config.to_dict(),

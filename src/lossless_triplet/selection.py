@@ -77,6 +77,9 @@ class Representation:
         feature_weight: a >= 0; excess_weight: b >= 0.
         low_, high_: (F,) float32 per-feature minimum and maximum over the known training rows
             (set by :meth:`fit`; needed when b > 0).
+        columns_: int indices of the view features used (set by :meth:`fit`; default all): the
+            view's pooled statistics (``FeatureView.invariant_features_``), so that a fault striking
+            column 28 in one episode and column 30 in the next reads the same.
 
     Raises:
         ValueError: a negative, infinite or NaN weight; a vector with no term.
@@ -87,6 +90,7 @@ class Representation:
     excess_weight: float = 0.0
     low_: np.ndarray | None = None
     high_: np.ndarray | None = None
+    columns_: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for name in ("feature_weight", "excess_weight"):
@@ -137,11 +141,15 @@ class Representation:
                              "or W*excess with a number W > 0 (e.g. code, features, code+0.5*features+4*excess)"
                              ) from None
 
-    def fit(self, features: np.ndarray) -> Representation:
-        """Learn the training range of every feature. Shape: features (n, F) scaled known training rows.
-        Returns self."""
+    def fit(self, features: np.ndarray, columns: np.ndarray | None = None) -> Representation:
+        """Learn the training range of every used feature.
+
+        Shape: features (n, F) scaled known training rows; columns: int indices into F of the
+        features to use (default all). Returns self."""
         features = np.asarray(features, dtype=np.float32)
-        self.low_, self.high_ = features.min(axis=0), features.max(axis=0)
+        self.columns_ = np.arange(features.shape[1]) if columns is None else np.asarray(columns, dtype=np.int64)
+        used = features[:, self.columns_]
+        self.low_, self.high_ = used.min(axis=0), used.max(axis=0)
         return self
 
     def combine(self, codes: np.ndarray, features: np.ndarray | None) -> np.ndarray:
@@ -149,7 +157,7 @@ class Representation:
 
         Shape: codes (n, N) float; features (n, F) float32 scaled view features (may be None when
         :attr:`uses_features` is False). Output: float32 (n, width), width = N (with the code)
-        + F (with the features) + F (with the excess).
+        + F' (with the features) + F' (with the excess), F' = len(columns_).
 
         Raises:
             ValueError: an excess term before :meth:`fit`.
@@ -158,6 +166,8 @@ class Representation:
         if not self.uses_features:
             return codes
         features = np.asarray(features, dtype=np.float32)
+        if self.columns_ is not None:
+            features = features[:, self.columns_]
         scale = math.sqrt(codes.shape[1] / features.shape[1])
         parts = [codes] if self.use_code else []
         if self.feature_weight:
@@ -169,8 +179,10 @@ class Representation:
         return np.hstack(parts).astype(np.float32, copy=False)
 
     def to_dict(self) -> dict:
-        """JSON-safe: the name, and the feature ranges when an excess term needs them."""
+        """JSON-safe: the name, the used feature indices, and the ranges when an excess term needs them."""
         state = {"name": self.name}
+        if self.uses_features and self.columns_ is not None:
+            state |= {"columns": self.columns_.tolist()}
         if self.excess_weight and self.low_ is not None:
             state |= {"low": self.low_.tolist(), "high": self.high_.tolist()}
         return state
@@ -183,6 +195,8 @@ class Representation:
             ValueError: a bad name, an excess term without its ranges."""
         state = state or {}
         rep = cls.parse(state.get("name", "code"))
+        if "columns" in state:
+            rep.columns_ = np.asarray(state["columns"], dtype=np.int64)
         if rep.excess_weight:
             if "low" not in state or "high" not in state:
                 raise ValueError("the representation state lacks the feature ranges; the model bundle is incomplete")
@@ -329,7 +343,7 @@ def _fold_scores(X, feature_names, labels, known, fold, view, loss_fn, config, r
     ref_codes, val_codes = encode(trained.model, ref_x), encode(trained.model, prepared.x_all[scored])
     out = {}
     for name in representations:
-        rep = Representation.parse(name).fit(x_fit)
+        rep = Representation.parse(name).fit(x_fit, prepared.view.invariant_features_)
         result = one_shot_evaluation(rep.combine(ref_codes, ref_x), ref_labels,
                                      rep.combine(val_codes, prepared.x_all[scored]), labels[scored], [fold],
                                      n_draws=INNER_DRAWS, seed=seed)

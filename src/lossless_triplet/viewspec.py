@@ -12,11 +12,12 @@ from dataclasses import dataclass
 __all__ = ["AUTO", "BASES", "OPTIONS", "VIEWS", "ViewSpec", "parse_view"]
 
 AUTO = "auto"
-BASES = ("raw", "columns", "kpi-stats")
+BASES = ("raw", "columns", "pooled", "kpi-stats")
 # Canonical order of the options in a name (keeps the first round's names: kpi-stats+delta+link).
 OPTIONS = ("delta", "link", "pooled", "baseline")
 # The views the documentation names; any base with any options parses.
 VIEWS = ("raw", "columns", "columns+pooled", "columns+delta", "columns+baseline", "columns+pooled+baseline",
+         "pooled", "pooled+baseline",
          "kpi-stats", "kpi-stats+delta", "kpi-stats+link", "kpi-stats+delta+link", "kpi-stats+baseline",
          "kpi-stats+link+baseline", "kpi-stats+link+pooled+baseline")
 
@@ -27,7 +28,8 @@ class ViewSpec:
 
     Attributes:
         base: ``raw`` (the columns as they are), ``columns`` (each column signed-log,
-            robust-scaled, clipped) or ``kpi-stats`` (order statistics per KPI group).
+            robust-scaled, clipped), ``pooled`` (order statistics of all those columns as one group:
+            which column moved does not matter) or ``kpi-stats`` (order statistics per KPI group).
         delta, link, pooled, baseline: the options (see :mod:`lossless_triplet.data.views`).
     """
 
@@ -68,4 +70,6 @@ def parse_view(name: str) -> ViewSpec:
         raise ValueError(f"feature view {name!r} repeats an option")
     if base == "raw" and options:
         raise ValueError(f"feature view {name!r}: the raw view takes no options; use columns+{'+'.join(options)}")
+    if base == "pooled" and "pooled" in options:
+        raise ValueError(f"feature view {name!r}: the pooled view already pools all columns; drop +pooled")
     return ViewSpec(base, **{o: True for o in options})

@@ -325,5 +325,18 @@ def test_view_names_are_parsed_with_clear_errors(name, error):
 def test_view_names_are_canonical_whatever_the_order_of_options():
     assert FeatureView("kpi-stats+baseline+link").name == "kpi-stats+link+baseline"
     assert resolve_view("kpi-stats+link+delta", LINK_NAMES) == "kpi-stats+delta+link"
-    assert candidate_views(["a", "b"], time_ordered=True) == ["columns", "columns+pooled", "columns+baseline",
-                                                              "columns+pooled+baseline"]
+    assert candidate_views(["a", "b"], time_ordered=True) == ["columns", "columns+pooled", "pooled", "columns+baseline",
+                                                              "columns+pooled+baseline", "pooled+baseline"]
+
+
+def test_pooled_view_reads_the_same_whichever_column_moves():
+    x = table()
+    view = FeatureView("pooled").fit(x, NAMES)
+    assert view.feature_names_out_[0] == "*/min" and len(view.feature_names_out_) == 12
+    a, b = x[5].copy(), x[5].copy()
+    a[0] = np.expm1(view.median_[0] + 9 * view.iqr_[0])  # column 0 moves 9 spreads up
+    b[2] = np.expm1(view.median_[2] + 9 * view.iqr_[2])  # or column 2 does
+    out = view.transform(np.vstack([a, b]))
+    assert out[0, 1] == pytest.approx(9.0, rel=1e-3) and out[1, 1] == pytest.approx(9.0, rel=1e-3)  # */max
+    with pytest.raises(ValueError, match="already pools"):
+        FeatureView("pooled+pooled")

@@ -34,10 +34,10 @@ VIEW_HELP = ("auto (default): chosen on the training table by inner leave-one-kn
              "(link balances), +pooled (statistics over all columns), +delta (change since the previous row), "
              "+baseline (deviation from the median of the previous 10 rows; rows must be one network's minutes "
              "in order)")
-REPRESENTATION_HELP = ("what the fault memory compares: code (the learned code), features (the view's scaled "
-                       "features, no training), code+W*features, or code+W*excess (W > 0; excess: how far each "
-                       "feature lies beyond its range in the known training rows); default: chosen on the "
-                       "training table")
+REPRESENTATION_HELP = ("what the fault memory compares, terms joined by +: code (the learned code), features "
+                       "(the view's scaled features; W*features beside the code), W*excess (how far each feature "
+                       "lies beyond its range in the known training rows), e.g. code, features, "
+                       "code+0.25*features+16*excess; default: chosen on the training table")
 
 
 def view_name(text: str) -> str:

@@ -62,7 +62,8 @@ def format_table(document: dict) -> str:
                ("unknown_auroc", "unknown AUROC"), ("compactness", "compact"), ("final_train_loss", "final loss"),
                ("train_seconds", "seconds")]
     rows = [(name, m) for name, m in document["losses"].items()]
-    rows += [(f"({name}, no training)", m) for name, m in document.get("baselines", {}).items()]
+    rows += [(f"({name}{'' if name.endswith('ceiling') else ', no training'})", m)
+             for name, m in document.get("baselines", {}).items()]
     width = max(len(name) for name, _ in rows) + 2
     lines = ["".ljust(width) + "".join(f"{title:>14}" for _, title in columns)]
     for name, metrics in rows:
@@ -99,6 +100,8 @@ def run_comparison(train, test, args: argparse.Namespace, dataset_name: str) -> 
               {n: r.history for n, r in results.items()}, recorder.recording() if recorder else None)
     written = save_run(run, args.out) + render_run(run, args.out, report=args.animate)
     print(format_table(document))
+    print("\nchosen on the training table (view, representation): " + "; ".join(
+        f"{name}: {m['view']}, {m['representation']}" for name, m in document["losses"].items()))
     print("\nwrote " + ", ".join(str(p) for p in written))
     if not args.animate:
         print(f"(`lossless-triplet report {args.out}` builds report.html from these files)")

@@ -31,9 +31,10 @@ and should not move its own reference. Deltas and baselines need the rows before
 gives the same result as the whole table.
 
 ``columns`` keeps every column apart (signed log, robust scale, clip): for tables whose names carry
-no structure (``kpi_00``, ``kpi_01``, ...). ``+pooled`` adds the order statistics of ALL columns
-(and link balances) as one more group: a view that does not care which column moved, so that one
-example of a fault that strikes column 28 still stands for the same fault striking column 30.
+no structure (``kpi_00``, ``kpi_01``, ...). ``pooled`` keeps only the order statistics of ALL
+columns (and link balances) as one group, and ``+pooled`` adds them to another base: a view that
+does not care which column moved, so that one example of a fault that strikes column 28 still
+stands for the same fault striking column 30.
 
 Column names: ``KPI<sep>NODE[+LINK]`` with the separator found from the table (the first of
 ``/ : | . @`` that at least half of the names hold; ``rx-pps/IntGW-01+link-a``,
@@ -303,16 +304,17 @@ def candidate_views(feature_names: Sequence[str], *, time_ordered: bool = False)
     :mod:`lossless_triplet.selection` picks one on training data).
 
     ``kpi-stats+link`` when the names define a link measured at both ends, else ``kpi-stats``
-    when some KPI group has 2 or more columns, else ``columns``; each also with ``+pooled``, and,
-    for a time-ordered table (one network's rows in time order), each of those with ``+baseline``.
+    when some KPI group has 2 or more columns, each also with ``+pooled``; else (names without
+    structure) ``columns``, ``columns+pooled`` and ``pooled`` (a fault that moves column 28 in one
+    episode and column 30 in the next reads the same only where no column has a name); and, for a
+    time-ordered table (one network's rows in time order), each of those with ``+baseline``.
     """
     if link_pairs(feature_names):
-        base = "kpi-stats+link"
+        plain = ["kpi-stats+link", "kpi-stats+link+pooled"]
     elif any(len(c) > 1 for c in kpi_groups(feature_names).values()):
-        base = "kpi-stats"
+        plain = ["kpi-stats", "kpi-stats+pooled"]
     else:
-        base = "columns"
-    plain = [base, f"{base}+pooled"]
+        plain = ["columns", "columns+pooled", "pooled"]
     return plain + ([f"{v}+baseline" for v in plain] if time_ordered else [])
 
 
@@ -327,7 +329,9 @@ class FeatureView:
     spread, floored) and ``constant_`` (per input column, of the signed-log values), ``links_``
     (see :func:`link_pairs`; empty unless ``+link``) with ``link_median_``, ``link_iqr_`` and
     ``link_constant_`` (per directed link), ``groups_`` (pooled group name -> column indices; link
-    balances count on after the input columns, one per directed link) and ``feature_names_out_``.
+    balances count on after the input columns, one per directed link), ``feature_names_out_`` and
+    ``invariant_features_`` (int indices into the output: the pooled statistics, which do not
+    depend on which column moved; every feature for a view that pools nothing).
 
     Raises:
         ValueError: an unknown view name; (at fit or from_dict) a ``+link`` view on columns that
@@ -387,15 +391,21 @@ class FeatureView:
                 self.groups_[group] = list(range(first, first + len(pairs)))
             columns += [f"{group}#{i}" for i in range(len(pairs))]
             first += len(pairs)
-        if spec.pooled:
+        if spec.pooled or spec.base == "pooled":
             self.groups_[ALL_COLUMNS] = list(range(first))
         self.readout_names_ = (tuple(columns) if spec.base == "columns" else ()) + tuple(
             f"{group}/{stat}" for group in self.groups_ for stat in _STATS)
         if spec.base == "raw":
             self.feature_names_out_ = self.feature_names_in_
-        else:
-            kinds = ("", *(["delta-"] if spec.delta else []), *(["baseline-"] if spec.baseline else []))
-            self.feature_names_out_ = tuple(f"{kind}{name}" for kind in kinds for name in self.readout_names_)
+            self.invariant_features_ = np.arange(len(columns))
+            return
+        kinds = ("", *(["delta-"] if spec.delta else []), *(["baseline-"] if spec.baseline else []))
+        self.feature_names_out_ = tuple(f"{kind}{name}" for kind in kinds for name in self.readout_names_)
+        per_column = len(columns) if spec.base == "columns" else 0
+        pooled = np.arange(per_column, len(self.readout_names_))
+        if not pooled.size:  # a view of single columns: nothing is pooled, every feature counts
+            pooled = np.arange(len(self.readout_names_))
+        self.invariant_features_ = np.concatenate([pooled + k * len(self.readout_names_) for k in range(len(kinds))])
 
     def _concat(self, own: np.ndarray, links: str) -> np.ndarray:
         """An input-column array followed by its link-balance counterpart (``links``: attribute name)."""
