@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from .data import Dataset, Standardizer
-from .data.views import AUTO, FeatureView, candidate_views, resolve_view
+from .data.views import FeatureView
 from .memory import FaultMemory
-from .selection import Representation, Selection, prepare_features, select
+from .selection import Representation, choose, prepare_features
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "FaultModel", "choose", "fit_fault_model", "atomic_write_bytes"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "FaultModel", "fit_fault_model", "atomic_write_bytes"]
 
 FORMAT = "lossless-triplet-model"
 FORMAT_VERSION = 2  # 2: floored view spreads with constant flags, the representation
@@ -311,24 +311,6 @@ def fit_fault_model(
                   "time_ordered": time_ordered, "selection": selection.to_dict(),
                   "train_config": config.to_dict(), "history": trained.history, "n_train_rows": int(known.sum())}
     return model
-
-
-def choose(data: Dataset, known: np.ndarray, *, view: str, representation: str | None, time_ordered: bool,
-           loss: str, config) -> Selection:
-    """The view and representation of a model: given, or chosen by :func:`~lossless_triplet.selection.select`
-    on ``data`` (its rows ``known``) when ``view`` is ``"auto"`` or ``representation`` is None.
-    The returned representation is not fitted yet.
-
-    Raises:
-        ValueError: an unknown view or representation name.
-    """
-    views = (candidate_views(data.feature_names, time_ordered=time_ordered) if view == AUTO
-             else [resolve_view(view, data.feature_names)])
-    given = None if representation is None else Representation.parse(representation)
-    if len(views) == 1 and given is not None:
-        return Selection(views[0], given)
-    return select(data.features, data.feature_names, data.labels, known, views=views, loss=loss, config=config,
-                  representations=None if given is None else [given.name], class_names=data.class_names)
 
 
 def _example_rows(examples, n_rows: int) -> np.ndarray:

@@ -163,8 +163,8 @@ def compare_losses(
 
     The protocol (DESIGN.md, "Honest protocol"; :mod:`lossless_triplet.selection`): held-out
     classes are masked out of everything training sees, history included; the view (``"auto"``)
-    and the feature weight (None) are chosen per loss on the training table alone, exactly as
-    ``train`` chooses them; the test table is read once, for the reported numbers. The one-shot
+    and the representation (None) are chosen on the training table alone, exactly as ``train``
+    chooses them; the test table is read once, for the reported numbers. The one-shot
     example of a held-out class is one of its training rows with its full history (what
     ``add-fault`` sees).
 
@@ -205,10 +205,9 @@ def compare_losses(
     """
     import torch
 
-    from .bundle import choose
     from .losses import make_loss
     from .models import encode
-    from .selection import prepare_features
+    from .selection import choose, prepare_features
     from .training import TrainConfig, train_encoder
 
     config = config or TrainConfig()

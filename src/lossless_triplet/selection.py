@@ -36,10 +36,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .data import Standardizer
-from .data.views import FeatureView
+from .data.views import AUTO, FeatureView, candidate_views, resolve_view
 
 __all__ = ["EXCESS_WEIGHTS", "FEATURE_WEIGHTS", "INNER_STEPS", "Prepared", "Representation", "Selection",
-           "candidate_representations", "known_runs", "one_standard_error_choice", "prepare_features", "select",
+           "candidate_representations", "choose", "known_runs", "one_standard_error_choice", "prepare_features", "select",
            "transform_known"]
 
 log = logging.getLogger("lossless_triplet")
@@ -430,3 +430,21 @@ def select(X: np.ndarray, feature_names: Sequence[str], labels: np.ndarray, know
              ", ".join(name(c) for c in folds))
     return Selection(best_view, Representation.parse(best), scores, [name(c) for c in folds],
                      time.perf_counter() - started, inner_steps(config))
+
+
+def choose(data, known: np.ndarray, *, view: str, representation: str | None, time_ordered: bool,
+           loss: str, config) -> Selection:
+    """The view and representation of a model: given, or chosen by :func:`select` on ``data`` (a
+    :class:`~lossless_triplet.data.Dataset`; its rows ``known``) when ``view`` is ``"auto"`` or
+    ``representation`` is None. The returned representation is not fitted yet.
+
+    Raises:
+        ValueError: an unknown view or representation name.
+    """
+    views = (candidate_views(data.feature_names, time_ordered=time_ordered) if view == AUTO
+             else [resolve_view(view, data.feature_names)])
+    given = None if representation is None else Representation.parse(representation)
+    if len(views) == 1 and given is not None:
+        return Selection(views[0], given)
+    return select(data.features, data.feature_names, data.labels, known, views=views, loss=loss, config=config,
+                  representations=None if given is None else [given.name], class_names=data.class_names)
