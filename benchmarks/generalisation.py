@@ -98,8 +98,10 @@ def _tables(protocol: str, root):
     raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
 
 
-def run(protocols, seeds, loss: str, root, out_json: Path) -> dict:
-    """Run every (protocol, fold, seed) and write the raw records to ``out_json`` after each one."""
+def run(protocols, seeds, loss: str, root, out_json: Path, representation: str | None = None) -> dict:
+    """Run every (protocol, fold, seed) and write the raw records to ``out_json`` after each one.
+
+    ``representation`` fixes what the memory compares (an ablation; default: chosen per run)."""
     from lossless_triplet.budget import EMBEDDING_DIM, TRAIN_STEPS, epochs_and_steps
     from lossless_triplet.experiment import compare_losses
     from lossless_triplet.training import TrainConfig
@@ -113,7 +115,8 @@ def run(protocols, seeds, loss: str, root, out_json: Path) -> dict:
                 started = time.perf_counter()
                 config = TrainConfig(embedding_dim=EMBEDDING_DIM, epochs=epochs, steps_per_epoch=per_epoch, seed=seed)
                 document, _ = compare_losses(train, test, losses=[loss], holdout=holdout, config=config,
-                                             dataset_name=protocol, progress=False, retrieval=False)
+                                             representation=representation, dataset_name=protocol,
+                                             progress=False, retrieval=False)
                 metrics = document["losses"][loss]
                 base = document["baselines"]
                 record = {"protocol": protocol, "seed": seed, "holdout": holdout,
@@ -129,8 +132,9 @@ def run(protocols, seeds, loss: str, root, out_json: Path) -> dict:
                      f"{record['representation']}: " + ", ".join(
                          f"{m} {_f(record[m]['one_shot_macro_f1']):.3f}/{_f(record[m]['heldout_accuracy']):.3f}"
                          for m in METHODS))
-                out_json.write_text(json.dumps({"loss": loss, "records": records}, indent=1) + "\n")
-    return {"loss": loss, "records": records}
+                out_json.write_text(json.dumps({"loss": loss, "representation": representation,
+                                                "records": records}, indent=1) + "\n")
+    return {"loss": loss, "representation": representation, "records": records}
 
 
 def _f(value) -> float:
@@ -202,6 +206,8 @@ def main(argv=None) -> int:
     p.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma-separated subset of " + ", ".join(PROTOCOLS))
     p.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (>= 5 for a reported number)")
     p.add_argument("--loss", default="triplet", help="the loss trained (train's default: triplet)")
+    p.add_argument("--representation", default=None,
+                   help="fix what the memory compares, e.g. code (an ablation; default: chosen per run)")
     p.add_argument("--data-root", type=Path, default=bench_data.DEFAULT_DATA_ROOT, help="folder holding the data sets")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (1: two runs share 2 cores)")
     p.add_argument("--out-json", type=Path, default=HERE / "generalisation_results.json", help="raw records")
@@ -210,6 +216,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.render:
         documents = [json.loads(path.read_text()) for path in args.render]
+        if any(d.get("representation") for d in documents):
+            p.error("--render writes the defaults' section; ablation runs (--representation) are printed, not rendered")
         records = [r for d in documents for r in d["records"]]
         (HERE / "generalisation_results.json").write_text(
             json.dumps({"loss": documents[0]["loss"], "records": records}, indent=1) + "\n")
@@ -225,7 +233,7 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"unknown protocol(s) {unknown}; choose from {', '.join(PROTOCOLS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    result = run(protocols, seeds, args.loss, args.data_root, args.out_json)
+    result = run(protocols, seeds, args.loss, args.data_root, args.out_json, args.representation)
     print(render(summarise(result["records"]), args.loss))
     return 0
 
