@@ -311,8 +311,11 @@ def baselines(train: Dataset, test: Dataset, known: np.ndarray, heldout: Sequenc
                                                    average="macro", zero_division=0)),
                "heldout_accuracy": float(np.mean(predicted[is_heldout] == test.labels[is_heldout]))
                if is_heldout.any() else float("nan")}
-    return {"raw_columns": _code_metrics(raw_ref, ref_labels, raw_test, test.labels, heldout, n_draws, seed, retrieval),
-            f"{view}_features": _code_metrics(x_ref, ref_labels, x_test, test.labels, heldout, n_draws, seed, retrieval),
+
+    def measure(reference: np.ndarray, tested: np.ndarray) -> dict:
+        return _code_metrics(reference, ref_labels, tested, test.labels, heldout, n_draws, seed, retrieval)
+
+    return {"raw_columns": measure(raw_ref, raw_test), f"{view}_features": measure(x_ref, x_test),
             "random_forest_ceiling": ceiling}
 
 

@@ -39,7 +39,8 @@ from .data import Standardizer
 from .data.views import AUTO, FeatureView, candidate_views, resolve_view
 
 __all__ = ["EXCESS_WEIGHTS", "FEATURE_WEIGHTS", "INNER_STEPS", "Prepared", "Representation", "Selection",
-           "candidate_representations", "choose", "known_runs", "one_standard_error_choice", "prepare_features", "select",
+           "candidate_representations", "choose", "known_runs", "one_standard_error_choice", "prepare_features",
+           "select",
            "transform_known"]
 
 log = logging.getLogger("lossless_triplet")
@@ -289,7 +290,8 @@ class Selection:
     def to_dict(self) -> dict:
         """JSON-safe record (for ``model.json`` and ``metrics.json``)."""
         rep = self.representation
-        return {"view": self.view, "representation": rep.name, "folds": list(self.folds), "inner_steps": self.inner_steps,
+        return {"view": self.view, "representation": rep.name, "folds": list(self.folds),
+                "inner_steps": self.inner_steps,
                 "inner_draws": INNER_DRAWS, "validation_share": VALIDATION_SHARE, "block_rows": BLOCK_ROWS,
                 "score": "mean of one-shot macro-F1 and held-out accuracy, inner leave-one-known-fault-out",
                 "rule": "one standard error of the best, then the largest excess weight, then the best score",

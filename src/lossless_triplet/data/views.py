@@ -135,10 +135,10 @@ def link_pairs(feature_names: Sequence[str]) -> dict[str, np.ndarray]:
     """The directed links measured at both ends, per pair of KPIs: ``"OUT>IN"`` -> (B, 2) int column
     indices ``[sender's OUT column, receiver's IN column]``.
 
-    A column ``KPI/NODE+LINK`` (any separator, see :func:`column_parts`) measures LINK at NODE. A sending KPI is a name holding a word of
-    :data:`DIRECTION_WORDS` (``tx``, ``outgoing``, ``out``, ``sent``, any case, delimited by
-    non-letters: ``ifOutOctets`` holds none); its receiving KPI is the same name with every such
-    word replaced by its partner in the same case (``rx-pps`` for ``tx-pps``, ``RX`` for ``TX``).
+    A column ``KPI/NODE+LINK`` (any separator, see :func:`column_parts`) measures LINK at NODE.
+    A sending KPI is a name holding a word of :data:`DIRECTION_WORDS` (``tx``, ``outgoing``,
+    ``out``, ``sent``, any case, delimited by non-letters: ``ifOutOctets`` holds none); its
+    receiving KPI is the same name with every such word replaced by its partner in the same case (``rx-pps`` for ``tx-pps``, ``RX`` for ``TX``).
     A link measured at exactly two nodes A and B, by both KPIs at both nodes, gives two pairs:
     OUT at A with IN at B, and OUT at B with IN at A. Pairs are sorted by link, then sender.
     Empty when no name fits.
