@@ -28,7 +28,8 @@ HOLDOUT = ["node-down", "interface-down"]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--views", default="kpi-stats+link,kpi-stats+link+baseline",
-                        help="comma-separated feature views (default: `train`'s and `demo`'s on KDDI)")
+                        help="comma-separated feature views (default: two of the candidates `train` chooses "
+                        "among on KDDI)")
     parser.add_argument("--jobs", type=int, default=2, help="random-forest worker threads")
     args = parser.parse_args()
     train, test = load_kddi_nfv("train"), load_kddi_nfv("eval")
