@@ -103,13 +103,16 @@ def test_representation_names_round_trip(text):
 
 
 @pytest.mark.parametrize("text", ["", "code+code", "2*code", "code+0*excess", "code+inf*features", "excess",
-                                  "code+features*2", "code+x*excess"])
+                                  "code+features*2", "code+x*excess", "4*excess"])
 def test_bad_representation_names_are_refused(text):
-    with pytest.raises(ValueError, match="unknown representation|at least one"):
+    # the excess alone is 0 on every training row: every known signature would get radius 0
+    with pytest.raises(ValueError, match="unknown representation|needs the code or the features"):
         Representation.parse(text)
 
 
 def test_excess_needs_fit_and_saved_ranges():
+    with pytest.raises(ValueError, match="needs the view features"):
+        Representation.parse("features").combine(np.zeros((3, 16)), None)
     rep = Representation.parse("code+4*excess")
     with pytest.raises(ValueError, match="needs fit"):
         rep.combine(np.zeros((1, 2)), np.zeros((1, 3)))
@@ -145,6 +148,11 @@ def test_select_records_its_choice_on_the_training_table():
     record = selection.to_dict()
     assert record["inner_steps"] == 2 and set(record["scores"]) == {"kpi-stats", "columns+pooled"}
     assert record["representation"] in record["scores"][record["view"]]
+    assert record["note"] == "view and representation chosen on the training table (2 inner folds)"
+    kept, best = record["per_fold"]["kept"], record["per_fold"]["best"]
+    assert (kept["view"], kept["representation"]) == (record["view"], record["representation"])
+    assert np.mean(kept["scores"]) == pytest.approx(record["scores"][kept["view"]][kept["representation"]], abs=1e-3)
+    assert np.mean(best["scores"]) >= np.mean(kept["scores"]) - 1e-9
 
 
 def test_select_keeps_the_first_candidates_when_nothing_can_be_pretended_new():
@@ -153,6 +161,7 @@ def test_select_keeps_the_first_candidates_when_nothing_can_be_pretended_new():
     selection = select(x[two], NAMES, labels[two], np.ones(two.sum(), dtype=bool), views=["kpi-stats", "columns"],
                        loss="triplet", config=TrainConfig(embedding_dim=3, epochs=1, steps_per_epoch=4))
     assert (selection.view, selection.representation.name, selection.folds) == ("kpi-stats", "code", [])
+    assert selection.note.startswith("defaults: 2 known class(es), too few")
 
 
 def test_time_order_comes_from_strictly_increasing_timestamps():

@@ -83,7 +83,7 @@ class Representation:
             column 28 in one episode and column 30 in the next reads the same.
 
     Raises:
-        ValueError: a negative, infinite or NaN weight; a vector with no term.
+        ValueError: a negative, infinite or NaN weight; neither the code nor the features.
     """
 
     use_code: bool = True
@@ -97,8 +97,9 @@ class Representation:
         for name in ("feature_weight", "excess_weight"):
             if not 0 <= getattr(self, name) < math.inf:
                 raise ValueError(f"{name}={getattr(self, name)} must be a finite number >= 0")
-        if not (self.use_code or self.feature_weight or self.excess_weight):
-            raise ValueError("a representation needs at least one of the code, the features and the excess")
+        if not (self.use_code or self.feature_weight):
+            raise ValueError("a representation needs the code or the features: the excess is 0 on every "
+                             "training row, so alone it cannot tell known statuses apart (e.g. code+16*excess)")
 
     @property
     def uses_features(self) -> bool:
@@ -161,11 +162,13 @@ class Representation:
         + F' (with the features) + F' (with the excess), F' = len(columns_).
 
         Raises:
-            ValueError: an excess term before :meth:`fit`.
+            ValueError: features None where a term needs them; an excess term before :meth:`fit`.
         """
         codes = np.asarray(codes, dtype=np.float32)
         if not self.uses_features:
             return codes
+        if features is None:
+            raise ValueError(f"the representation {self.name} needs the view features beside the codes")
         features = np.asarray(features, dtype=np.float32)
         if self.columns_ is not None:
             features = features[:, self.columns_]
@@ -278,6 +281,9 @@ class Selection:
         folds: the class names pretended new, in order.
         seconds: wall time of the selection.
         inner_steps: optimiser steps of each inner fold's encoder.
+        note: how the choice was made, in words (printed by ``train``).
+        per_fold: per-fold scores of the kept candidate and of the best mean (``"kept"``,
+            ``"best"``: ``{"view", "representation", "scores"}``), to check the rule.
     """
 
     view: str
@@ -286,6 +292,8 @@ class Selection:
     folds: list = field(default_factory=list)
     seconds: float = 0.0
     inner_steps: int = 0
+    note: str = "as given"
+    per_fold: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """JSON-safe record (for ``model.json`` and ``metrics.json``)."""
@@ -295,6 +303,7 @@ class Selection:
                 "inner_draws": INNER_DRAWS, "validation_share": VALIDATION_SHARE, "block_rows": BLOCK_ROWS,
                 "score": "mean of one-shot macro-F1 and held-out accuracy, inner leave-one-known-fault-out",
                 "rule": "one standard error of the best, then the largest excess weight, then the best score",
+                "note": self.note, "per_fold": self.per_fold,
                 "scores": {v: {r: round(s, 4) for r, s in rs.items()} for v, rs in self.scores.items()},
                 "seconds": round(self.seconds, 1)}
 
@@ -407,10 +416,11 @@ def select(X: np.ndarray, feature_names: Sequence[str], labels: np.ndarray, know
     folds = _fold_classes(labels, known_ids)
     name = (lambda c: str(class_names[c])) if class_names is not None else str
     if len(known_ids) - 1 < 2 or not folds:
-        log.info("selection: too few known classes to pretend one new; keeping %s and %s", views[0],
-                 (representations or ["code"])[0])
-        first = Representation.parse((representations or ["code"])[0])
-        return Selection(views[0], first, seconds=time.perf_counter() - started)
+        first = (representations or ["code"])[0]
+        note = (f"defaults: {len(known_ids)} known class(es), too few to pretend one new besides the largest; "
+                f"kept the first candidate view {views[0]} and {first}")
+        log.warning("selection: %s", note)
+        return Selection(views[0], Representation.parse(first), seconds=time.perf_counter() - started, note=note)
     candidates = list(representations or candidate_representations())
     per_fold: dict[tuple[str, str], list[float]] = {}
     for view in views:
@@ -421,17 +431,24 @@ def select(X: np.ndarray, feature_names: Sequence[str], labels: np.ndarray, know
         log.info("selection: %s: %s", view, {r: round(float(np.mean(per_fold[view, r])), 3) for r in candidates
                                               if per_fold[view, r]})
     if not any(per_fold.values()):
-        log.warning("selection: no inner fold had rows to train on and to score; keeping %s and %s", views[0],
-                    candidates[0])
-        return Selection(views[0], Representation.parse(candidates[0]), seconds=time.perf_counter() - started)
+        note = (f"defaults: no inner fold had rows to train on and to score; kept the first candidate view "
+                f"{views[0]} and {candidates[0]}")
+        log.warning("selection: %s", note)
+        return Selection(views[0], Representation.parse(candidates[0]), seconds=time.perf_counter() - started,
+                         note=note)
     best_view, best = one_standard_error_choice(per_fold)
+    top = max((key for key in per_fold if per_fold[key]), key=lambda key: float(np.mean(per_fold[key])))
     scores = {v: {r: float(np.mean(per_fold[v, r])) if per_fold[v, r] else float("nan") for r in candidates}
               for v in views}
     log.info("selection: chose %s with %s (score %.3f, best %.3f; folds %s)", best_view, best,
              scores[best_view][best], max(np.nan_to_num(x, nan=-1.0) for v in scores.values() for x in v.values()),
              ", ".join(name(c) for c in folds))
+    what = " and ".join(w for w, n in (("view", len(views)), ("representation", len(candidates))) if n > 1)
+    note = f"{what or 'nothing'} chosen on the training table ({len(folds)} inner folds)"
+    record = {label: {"view": v, "representation": r, "scores": [round(x, 4) for x in per_fold[v, r]]}
+              for label, (v, r) in (("kept", (best_view, best)), ("best", top))}
     return Selection(best_view, Representation.parse(best), scores, [name(c) for c in folds],
-                     time.perf_counter() - started, inner_steps(config))
+                     time.perf_counter() - started, inner_steps(config), note, record)
 
 
 def choose(data, known: np.ndarray, *, view: str, representation: str | None, time_ordered: bool,

@@ -30,7 +30,8 @@ LOSS_NAMES = ("triplet", "linear_lossless", "lossless", "contrastive")
 AUTO_VIEW = AUTO
 VIEW_HELP = ("auto (default): chosen on the training table by inner leave-one-known-fault-out validation among "
              "the views its column names allow; or BASE[+OPTION...]: base raw (the columns), columns (each column "
-             "signed-log, robust-scaled, clipped) or kpi-stats (order statistics per KPI group); options +link "
+             "signed-log, robust-scaled, clipped), pooled (order statistics of all columns as one group) or "
+             "kpi-stats (order statistics per KPI group); options +link "
              "(link balances), +pooled (statistics over all columns), +delta (change since the previous row), "
              "+baseline (deviation from the median of the previous 10 rows; rows must be one network's minutes "
              "in order)")

@@ -50,9 +50,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model.info["label_column"] = args.label_column  # add-fault recognises a labelled table by it
         model.save(args.out)
     chosen = model.info["selection"]
-    how = "chosen on the training table" if chosen.get("folds") else "as given"
-    print(f"view {chosen['view']}, representation {chosen['representation']} ({how}"
-          f"{', ' + str(chosen['seconds']) + ' s' if chosen.get('folds') else ''}; model.json 'selection' says why)")
+    took = f", {chosen['seconds']} s" if chosen.get("folds") else ""
+    print(f"view {chosen['view']}, representation {chosen['representation']} ({chosen['note']}{took}; "
+          "model.json 'selection' keeps the scores)")
     print(f"trained {args.loss} on {model.info['n_train_rows']} rows ({chosen['view']} view, N = {args.dim}"
           f"{f', {processes} processes' if processes > 1 else ''}); signatures: {', '.join(model.memory.names)}")
     print(f"wrote {args.out}")
