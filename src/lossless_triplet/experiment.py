@@ -3,7 +3,7 @@
 This is what ``lossless-triplet compare`` and ``demo`` run. Held-out classes
 are removed from training (view, scaler, encoder, history); the one-shot protocol then
 represents each of them by a single training example (DESIGN.md, "Metric
-definitions"); view and feature weight are chosen on the training table
+definitions"); view and representation are chosen on the training table
 (:mod:`lossless_triplet.selection`), as ``train`` chooses them.
 """
 
@@ -220,27 +220,22 @@ def compare_losses(
     heldout = resolve_holdout(train.class_names, holdout)
     known = ~np.isin(train.labels, heldout)
     time_ordered = train.is_time_ordered if time_ordered is None else bool(time_ordered)
-    # The reference rows of the one-shot protocol: known rows as training saw them, then the
-    # held-out rows with their full history (one of them becomes the one example).
-    ref_labels = np.concatenate([train.labels[known], train.labels[~known]])
 
-    prepared_views: dict = {}
+    prepared_views: dict = {}  # view name -> (Prepared, reference rows, test rows)
     results: dict[str, LossResult] = {}
     selections: dict[str, dict] = {}
     for name, loss_fn in loss_modules.items():
         # The view is chosen with the first loss and kept for the others (each still chooses its
-        # weight): one view search instead of one per loss keeps the demo within its time.
+        # representation): one view search instead of one per loss keeps the demo within its time.
         selection = choose(train, known, view=next(iter(prepared_views), view), representation=representation,
                            time_ordered=time_ordered, loss=name, config=config)
         selections[name] = selection.to_dict()
         if selection.view not in prepared_views:
             prepared = prepare_features(train.features, train.feature_names, known, selection.view)
-            x_test = prepared.scaler.transform(prepared.view.transform(test.features))
-            prepared_views[selection.view] = (np.concatenate([prepared.x_known, prepared.x_all[~known]]), x_test,
-                                              prepared.view.invariant_features_)
-        x_ref, x_test, invariant = prepared_views[selection.view]
+            prepared_views[selection.view] = (prepared, prepared.reference(), prepared.transform(test.features))
+        prepared, x_ref, x_test = prepared_views[selection.view]
         trained = train_encoder(
-            x_ref[:known.sum()],
+            prepared.x_known,
             train.labels[known],
             loss_fn,
             config,
@@ -251,9 +246,10 @@ def compare_losses(
             on_epoch=on_epoch_factory(name, x_test) if on_epoch_factory else None,
         )
         train_codes, test_codes = encode(trained.model, x_ref), encode(trained.model, x_test)
-        rep = selection.representation.fit(x_ref[:known.sum()], invariant)
-        metrics = _code_metrics(rep.combine(train_codes, x_ref), ref_labels, rep.combine(test_codes, x_test),
-                                test.labels, heldout, n_draws, config.seed, retrieval, test_codes=test_codes)
+        rep = selection.representation.fit(prepared.x_known, prepared.view.invariant_features_)
+        metrics = _code_metrics(rep.combine(train_codes, x_ref), train.labels[prepared.reference_order],
+                                rep.combine(test_codes, x_test), test.labels, heldout, n_draws, config.seed,
+                                retrieval, test_codes=test_codes)
         metrics |= {"view": selection.view, "representation": rep.name,
                     "final_train_loss": trained.history["train_loss"][-1], "train_seconds": trained.train_seconds}
         results[name] = LossResult(metrics, trained.history, train_codes, test_codes)
@@ -265,8 +261,8 @@ def compare_losses(
         "classes": list(train.class_names),
         "holdout": list(holdout),
         "losses": {name: r.metrics for name, r in results.items()},
-        "baselines": baselines(train, test, known, heldout, first_view, prepared_views[first_view][:2], n_draws,
-                               config.seed, retrieval),
+        "baselines": baselines(train, test, heldout, prepared_views[first_view][0], n_draws, config.seed,
+                               retrieval),
         "config": {
             "train": config.to_dict(),
             "n_draws": n_draws,
@@ -285,25 +281,24 @@ def compare_losses(
     return json_safe(document), results
 
 
-def baselines(train: Dataset, test: Dataset, known: np.ndarray, heldout: Sequence[int], view: str, view_features,
-              n_draws: int, seed: int, retrieval: bool = True) -> dict[str, dict]:
+def baselines(train: Dataset, test: Dataset, heldout: Sequence[int], prepared, n_draws: int, seed: int,
+              retrieval: bool = True) -> dict[str, dict]:
     """The three reference rows of every table: nearest signature with no training on standardised
     raw columns (``raw_columns``) and on the view's features (``<view>_features``), and a random
     forest given every training label, held-out classes included (``random_forest_ceiling``: not
     one-shot, an upper reference; its ``one_shot_macro_f1`` is its macro-F1 over all classes).
 
-    Shape: known (n_train,) bool; view_features ``(x_ref, x_test)`` as in :func:`compare_losses`.
+    Args:
+        prepared: the view's :class:`~lossless_triplet.selection.Prepared` on ``train`` (its
+            ``known`` rows are the classes not held out).
     """
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.metrics import f1_score
 
     from .selection import prepare_features
 
-    ref_labels = np.concatenate([train.labels[known], train.labels[~known]])
-    raw = prepare_features(train.features, train.feature_names, known, "raw")
-    raw_ref = np.concatenate([raw.x_known, raw.x_all[~known]])
-    raw_test = raw.scaler.transform(test.features)
-    x_ref, x_test = view_features
+    ref_labels = train.labels[prepared.reference_order]
+    x_ref, x_test = prepared.reference(), prepared.transform(test.features)
     forest = RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1).fit(x_ref, ref_labels)
     predicted = forest.predict(x_test)
     is_heldout = np.isin(test.labels, heldout)
@@ -315,8 +310,9 @@ def baselines(train: Dataset, test: Dataset, known: np.ndarray, heldout: Sequenc
     def measure(reference: np.ndarray, tested: np.ndarray) -> dict:
         return _code_metrics(reference, ref_labels, tested, test.labels, heldout, n_draws, seed, retrieval)
 
-    return {"raw_columns": measure(raw_ref, raw_test), f"{view}_features": measure(x_ref, x_test),
-            "random_forest_ceiling": ceiling}
+    raw = prepare_features(train.features, train.feature_names, prepared.known, "raw")
+    return {"raw_columns": measure(raw.reference(), raw.transform(test.features)),
+            f"{prepared.view.name}_features": measure(x_ref, x_test), "random_forest_ceiling": ceiling}
 
 
 def write_metrics(document: dict, out_dir: str | Path) -> Path:

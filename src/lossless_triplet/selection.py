@@ -244,12 +244,28 @@ class Prepared:
             (what the encoder trains on).
         x_all: float32 (n, F) features of every row with its full history (what ``detect`` and
             ``add-fault`` see: the one-shot examples come from here).
+        known: (n,) bool, the rows the view and scaler were fitted on.
     """
 
     view: FeatureView
     scaler: Standardizer
     x_known: np.ndarray
     x_all: np.ndarray
+    known: np.ndarray
+
+    @property
+    def reference_order(self) -> np.ndarray:
+        """Table row indices of :meth:`reference`'s rows: the known rows, then the others."""
+        return np.concatenate([np.flatnonzero(self.known), np.flatnonzero(~self.known)])
+
+    def reference(self) -> np.ndarray:
+        """The reference rows of the one-shot protocol: the known rows as training saw them, then the
+        held-out rows with their full history (one of them becomes the one example); float32 (n, F)."""
+        return np.concatenate([self.x_known, self.x_all[~self.known]])
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Scaled view features of other rows (a test table), each with its full history."""
+        return self.scaler.transform(self.view.transform(X))
 
 
 def prepare_features(X: np.ndarray, feature_names: Sequence[str], known: np.ndarray, view: str) -> Prepared:
@@ -266,7 +282,7 @@ def prepare_features(X: np.ndarray, feature_names: Sequence[str], known: np.ndar
     scaler = Standardizer(min_scale=0.0 if raw_view else VIEW_MIN_SCALE).fit(
         x_known, feature_names=feature_view.feature_names_out_)
     x_all = scaler.transform(feature_view.transform(X))
-    return Prepared(feature_view, scaler, scaler.transform(x_known), x_all)
+    return Prepared(feature_view, scaler, scaler.transform(x_known), x_all, known)
 
 
 @dataclass
@@ -399,7 +415,7 @@ def select(X: np.ndarray, feature_names: Sequence[str], labels: np.ndarray, know
     Args:
         X: (n, F) raw training rows in table order; labels (n,) int class ids.
         known: (n,) bool, the rows of classes that are not held out (held-out rows are masked).
-        views: candidate view names (one is enough to choose only the weight).
+        views: candidate view names (one is enough to choose only the representation).
         loss: the loss name the final model trains with; config: its TrainConfig (seed, N, P, K).
         representations: candidate representation names (default :func:`candidate_representations`).
         class_names: names for the log and the record (default: the ids).

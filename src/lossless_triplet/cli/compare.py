@@ -12,43 +12,41 @@ from ._common import AUTO_VIEW, REPRESENTATION_HELP, LOSS_NAMES, VIEW_HELP, csv_
 DEMO_HOLDOUT = ("node-down", "interface-down")
 # Nothing here is tuned on an eval split: the view and the representation are chosen on the
 # training table (lossless_triplet.selection), and the budget and N are train's defaults.
-DEFAULT_VIEW = AUTO_VIEW
 DEFAULT_DIM = EMBEDDING_DIM
 _EPOCHS, _STEPS = epochs_and_steps(TRAIN_STEPS)
-COMPARE_BUDGET = DEMO_BUDGET = {"epochs": _EPOCHS, "steps_per_epoch": _STEPS}
+BUDGET = {"epochs": _EPOCHS, "steps_per_epoch": _STEPS}  # demo's and compare's: train's
 QUICK_BUDGET = {"epochs": 6, "steps_per_epoch": 15}
 
 
-def _add_training_options(parser: argparse.ArgumentParser, default_view: str, budget: dict) -> None:
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--losses", type=csv_list, default=list(LOSS_NAMES),
                         help=f"comma-separated losses to compare (default: {','.join(LOSS_NAMES)})")
     parser.add_argument("--dim", type=int, default=DEFAULT_DIM,
                         help=f"code width N (default {DEFAULT_DIM}; 3 plots the code itself, as in the seed; "
                         "wider codes are drawn as a PCA projection)")
-    parser.add_argument("--view", type=view_name, default=default_view, help=f"feature view: {VIEW_HELP}")
+    parser.add_argument("--view", type=view_name, default=AUTO_VIEW, help=f"feature view: {VIEW_HELP}")
     parser.add_argument("--representation", type=representation_name, help=REPRESENTATION_HELP)
     parser.add_argument("--time-ordered", action=argparse.BooleanOptionalAction, default=None,
                         help="the rows are one network's minutes in order, so baseline views are candidates "
                         "(default: when a timestamp column strictly increases)")
     parser.add_argument("--quick", action="store_true", help="a short training budget (smoke run, < 1 min)")
     parser.add_argument("--epochs", type=int,
-                        help=f"number of epochs (default {budget['epochs']}, --quick {QUICK_BUDGET['epochs']})")
+                        help=f"number of epochs (default {BUDGET['epochs']}, --quick {QUICK_BUDGET['epochs']})")
     parser.add_argument("--steps-per-epoch", type=int,
-                        help=f"optimiser steps per epoch (default {budget['steps_per_epoch']}, "
+                        help=f"optimiser steps per epoch (default {BUDGET['steps_per_epoch']}, "
                         f"--quick {QUICK_BUDGET['steps_per_epoch']})")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights, batches and one-shot draws (default 0)")
     parser.add_argument("--draws", type=int, default=10, help="one-shot draws to average over (default 10)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--animate", action="store_true",
                         help="also record codes during training: writes training.gif and report.html")
-    parser.set_defaults(budget=budget)
 
 
 def _train_config(args: argparse.Namespace):
     from ..training import TrainConfig
 
     require_positive(args, "dim", "epochs", "steps_per_epoch", "draws")
-    budget = dict(QUICK_BUDGET if args.quick else args.budget)
+    budget = dict(QUICK_BUDGET if args.quick else BUDGET)
     for key in ("epochs", "steps_per_epoch"):
         if getattr(args, key) is not None:
             budget[key] = getattr(args, key)
@@ -131,7 +129,7 @@ def register(sub) -> None:
                           description="Compare the losses on the bundled KDDI NFV data (train split vs eval "
                           "split), holding out node-down and interface-down for the one-shot test.")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default runs/demo)")
-    _add_training_options(demo, DEFAULT_VIEW, DEMO_BUDGET)
+    _add_training_options(demo)
     demo.set_defaults(handler=_cmd_demo)
 
     compare = sub.add_parser("compare", help="compare the losses on your own train/test tables",
@@ -143,5 +141,5 @@ def register(sub) -> None:
                          help="comma-separated classes removed from training, then given one example each")
     compare.add_argument("--out", type=Path, default=Path("runs/compare"),
                          help="output directory (default runs/compare)")
-    _add_training_options(compare, DEFAULT_VIEW, COMPARE_BUDGET)
+    _add_training_options(compare)
     compare.set_defaults(handler=_cmd_compare)
