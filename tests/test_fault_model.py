@@ -221,3 +221,28 @@ def test_cli_refuses_bad_steps_and_a_file_as_out_before_training(tmp_path, capsy
     assert "--steps 0 must be >= 1" in capsys.readouterr().err
     assert main(["train", "--data", str(table), "--label-column", "y", "--out", str(table)]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_a_collapsed_training_stops_with_the_fix(kddi):
+    # lr 1.0 on the raw view saturates every sigmoid: one code for every row, a lossless loss at
+    # its bound -ln(eps). Before: a model whose every row was "unknown" with unknown_score NaN.
+    config = TrainConfig(embedding_dim=16, epochs=2, steps_per_epoch=50, learning_rate=1.0)
+    with pytest.raises(ValueError, match=r"training collapsed: the codes of the 280 training rows take 1 "
+                                         r"distinct value\(s\) for 7 classes.*Lower the learning rate \(--lr; it "
+                                         r"was 1\), try another loss"):
+        fit_fault_model(kddi[0], loss="lossless", view="raw", representation="code", config=config, progress=False)
+
+
+def test_a_healthy_model_records_its_code_health(model):
+    health = model.info["code_health"]
+    assert not health["collapsed"] and health["distinct_codes"] >= 6 and health["n_classes"] == 6
+
+
+def test_train_refuses_a_table_of_constant_columns(tmp_path, capsys):
+    table = tmp_path / "constant.csv"
+    table.write_text("a,b,status\n" + "".join(f"1,2,{s}\n" for s in ["x", "y", "z"] * 20))
+    assert main(["train", "--data", str(table), "--label-column", "status", "--quick", "--out",
+                 str(tmp_path / "m")]) != 0
+    err = capsys.readouterr().err
+    assert "only 1 distinct row(s) of feature values for 3 classes" in err and "constant columns" in err
+    assert not (tmp_path / "m").exists()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lossless_triplet.memory import MAX_SAMPLE, UNKNOWN, FaultMemory
+from lossless_triplet.memory import MAX_SAMPLE, RADIUS_FLOOR, UNKNOWN, FaultMemory, is_reserved
 
 
 def clusters(seed=0, n=40, spread=0.02):
@@ -111,3 +111,36 @@ def test_identify_follows_add_and_remove_after_a_cached_call():
     assert memory.identify(probe)["nearest"].tolist() == ["normal"]
     memory.add("normal", np.array([[2.0, 2.0]] * 10))  # extending moves the centroid to (1.52, 1.52)
     assert memory.identify(probe)["nearest"].tolist() == ["fault"]
+
+
+def test_identical_members_get_the_floor_radius_and_match_their_own_row():
+    # Five identical rows: every member distance is 0, so the learned radius would be 0 and the
+    # same row, moved by rounding, would be "unknown" with unknown_score = distance / 0.
+    codes, labels, names = clusters()
+    memory = FaultMemory().fit(codes, labels, names)
+    row = np.array([0.5, 0.5])
+    memory.add("dup5", np.repeat(row[None], 5, axis=0))
+    floor = RADIUS_FLOOR * np.sqrt(2)
+    assert memory.radius_floor() == pytest.approx(floor)
+    assert memory.radii()["dup5"] == pytest.approx(floor)
+    result = memory.identify(np.stack([row, row + 1e-7]))
+    assert result["status"].tolist() == ["dup5", "dup5"] and not result["unknown"].any()
+    assert np.isfinite(result["unknown_score"]).all() and (result["unknown_score"] <= 1).all()
+
+
+def test_a_collapsed_memory_never_gives_nan():
+    # Every member of every class at one point: all radii are the floor, scores stay finite.
+    codes = np.zeros((30, 4))
+    memory = FaultMemory().fit(codes, np.repeat(np.arange(3), 10), ["a", "b", "c"])
+    assert list(memory.radii().values()) == pytest.approx([RADIUS_FLOOR * 2] * 3)
+    result = memory.identify(np.array([[0.0, 0, 0, 0], [1.0, 1, 1, 1]]))
+    assert np.isfinite(result["unknown_score"]).all()
+    assert result["unknown"].tolist() == [False, True]
+
+
+@pytest.mark.parametrize("name", ["unknown", "UNKNOWN", "Unknown", " unKnown "])
+def test_unknown_is_reserved_in_any_case(name):
+    memory = FaultMemory().fit(*clusters()[:2], clusters()[2])
+    with pytest.raises(ValueError, match="other than 'unknown' \\(in any case"):
+        memory.add(name, [0.1, 0.2])
+    assert is_reserved(name) and not is_reserved("unknown-link")

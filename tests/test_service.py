@@ -36,6 +36,7 @@ from lossless_triplet.memory import FaultMemory  # noqa: E402
 from lossless_triplet.losses import make_loss  # noqa: E402
 from lossless_triplet.models import encode  # noqa: E402
 from lossless_triplet.training import TrainConfig, train_encoder  # noqa: E402
+from lossless_triplet.http_limits import BoundedHttpToolsProtocol, MAX_HEAD_BYTES, server_config  # noqa: E402
 from lossless_triplet.service import (  # noqa: E402
     DEFAULT_MAX_BODY_BYTES, TOKEN_ENV, UNKNOWN, _lock_bundle, create_app, identify_many, read_token)
 
@@ -106,11 +107,14 @@ def digest(path):
 class ThreadServer:
     """uvicorn serving ``app`` on a loopback socket of its own, in a thread."""
 
-    def __init__(self, app):
+    def __init__(self, app, protocol=None):
         self.socket = socket.socket()
         self.socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        config = server_config(app, log_level="warning", lifespan="on")
+        if protocol is not None:  # a subclass with other limits (read when the server starts)
+            config.http = protocol
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
     def __enter__(self):
@@ -531,6 +535,76 @@ def test_faults_added_counter(model_dir, rows):
     with ThreadServer(create_app(model_dir, token=TOKEN)) as server:
         server.client.post("/v1/faults", json={"name": "disk-full", "rows": as_records(rows[:1])}, headers=AUTH)
         assert 'lossless_triplet_faults_added_total{kind="created"} 1.0' in server.client.get("/metrics").text
+
+
+# --------------------------------------------------------------------------- bounded request heads
+
+
+def raw_request(url: str, chunks, pause: float = 0.0, timeout: float = 30.0) -> tuple[bytes, float]:
+    """Send ``chunks`` over a plain socket (stopping early if the server closes); the bytes answered
+    and the seconds until the answer was complete."""
+    host, port = url.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        try:
+            for chunk in chunks:
+                sock.sendall(chunk)
+                if pause:
+                    time.sleep(pause)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before everything was sent: what is tested
+        answer = b""
+        try:
+            while data := sock.recv(65536):
+                answer += data
+        except ConnectionResetError:
+            pass
+    return answer, time.monotonic() - started
+
+
+def huge_header(total: int, chunk: int = 2**20):
+    yield b"GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+    for _ in range(total // chunk):
+        yield b"a" * chunk
+    yield b"\r\n\r\n"
+
+
+def test_an_oversized_header_gets_431_quickly_and_healthz_stays_fast(served):
+    # 100 MB of Authorization header: before, read to the end (23 s, +180 MB) and answered 200.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(raw_request, served.url, huge_header(100 * 2**20))
+        healthz = [served.client.get("/healthz") for _ in range(5)]
+        answer, seconds = pending.result()
+    assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large") and b"16384 bytes" in answer
+    assert seconds < 10
+    assert all(r.status_code == 200 for r in healthz)
+    assert max(r.elapsed.total_seconds() for r in healthz) < 1.0
+
+
+def test_a_long_request_line_gets_414_and_a_head_just_under_the_limit_is_served(served):
+    answer, _ = raw_request(served.url, [b"GET /healthz?" + b"q" * (2 * MAX_HEAD_BYTES) + b" HTTP/1.1\r\n\r\n"])
+    assert answer.startswith(b"HTTP/1.1 414 URI Too Long")
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: "
+    padding = b"p" * (MAX_HEAD_BYTES - len(head) - 4)
+    answer, _ = raw_request(served.url, [head + padding + b"\r\n\r\n"])
+    assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:80]
+
+
+class QuickTimeout(BoundedHttpToolsProtocol):
+    head_timeout = 0.5
+
+
+def test_a_slow_sender_is_timed_out_with_408(model_dir):
+    with ThreadServer(create_app(model_dir), protocol=QuickTimeout) as server:
+        answer, seconds = raw_request(server.url, [b"GET /healthz HTTP/1.1\r\n", b"Host: x\r\n", b"X-A: 1\r\n"],
+                                      pause=0.4)
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout") and seconds < 5
+
+
+def test_server_config_chooses_the_bounded_protocol(model_dir):
+    assert server_config(create_app(model_dir)).http is BoundedHttpToolsProtocol
+    with pytest.raises(ValueError, match="do not pass http="):
+        server_config(create_app(model_dir), http="h11")
 
 
 # --------------------------------------------------------------------------- the command

@@ -85,3 +85,33 @@ def test_bad_inputs():
         TrainConfig(classes_per_batch=1)
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0)
+
+
+def test_the_loop_skips_code_validation_but_the_callers_module_keeps_it():
+    seen = []
+
+    class Spy(LosslessTripletLoss):
+        def forward(self, embeddings, labels, indices_tuple=None):
+            seen.append(self.validate)
+            return super().forward(embeddings, labels, indices_tuple)
+
+    x, y = blobs()
+    spy = Spy()
+    train_encoder(x, y, spy, TrainConfig(embedding_dim=3, epochs=1, steps_per_epoch=3), progress=False,
+                  test_features=x, test_labels=y)
+    assert seen and not any(seen)  # codes from the loop's own sigmoid head are not re-checked
+    assert spy.validate is True
+    with pytest.raises(ValueError, match="outside \\[0, 1\\]"):
+        spy(torch.full((4, 3), 2.0), torch.tensor([0, 0, 1, 1]))  # a user's call still is
+
+
+def test_code_health_counts_distinct_codes_and_saturation():
+    from lossless_triplet.training import CodeHealth
+
+    codes = np.array([[0.0, 1.0], [0.0, 1.0], [1.0, 1.0], [0.5, 1.0 - 1e-7]])
+    health = CodeHealth.of(codes, np.array([0, 1, 2, 2]), final_loss=18.42)
+    assert (health.distinct_codes, health.n_classes, health.collapsed) == (3, 3, False)
+    assert health.saturated_share == pytest.approx(7 / 8)
+    health = CodeHealth.of(codes[:3], np.array([0, 1, 2]))
+    assert health.collapsed and "2 distinct value(s) for 3 classes" in health.message(learning_rate=0.5)
+    assert "(--lr; it was 0.5)" in health.message(learning_rate=0.5)

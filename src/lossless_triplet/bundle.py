@@ -282,34 +282,45 @@ def fit_fault_model(
             :func:`~lossless_triplet.training.train_encoder`.
 
     Raises:
-        ValueError: an unknown loss, view or held-out class; too few classes; a
-            checkpoint problem (see :func:`~lossless_triplet.training.train_encoder`).
+        ValueError: an unknown loss, view or held-out class; too few classes; training rows
+            whose features take fewer distinct values than there are classes; a training run
+            whose code collapsed (:class:`~lossless_triplet.training.CodeHealth`: the message
+            names the fix); a checkpoint problem (see :func:`~lossless_triplet.training.train_encoder`).
     """
     from .budget import EMBEDDING_DIM, TRAIN_STEPS, epochs_and_steps
     from .experiment import resolve_holdout
     from .losses import make_loss
-    from .training import TrainConfig, train_encoder
+    from .training import TrainConfig, distinct_rows, train_encoder
 
     if config is None:
         epochs, per_epoch = epochs_and_steps(TRAIN_STEPS)
         config = TrainConfig(embedding_dim=EMBEDDING_DIM, epochs=epochs, steps_per_epoch=per_epoch)
-    loss_fn = make_loss(loss)
+    loss_fn = make_loss(loss, embedding_dim=config.embedding_dim)
     heldout = resolve_holdout(data.class_names, holdout)
     known = ~np.isin(data.labels, heldout)
     time_ordered = data.is_time_ordered if time_ordered is None else bool(time_ordered)
+    n_classes, n_distinct = len(np.unique(data.labels[known])), distinct_rows(np.nan_to_num(data.features[known]))
+    if n_distinct < n_classes:
+        raise ValueError(
+            f"the {int(known.sum())} training rows hold only {n_distinct} distinct row(s) of feature values for "
+            f"{n_classes} classes: nothing can tell the classes apart. Check that the KPI columns vary (a table "
+            "of constant columns cannot be learned) and that --label-column names the status")
     selection = choose(data, known, view=view, representation=representation, time_ordered=time_ordered,
                        loss=loss, config=config)
     prepared = prepare_features(data.features, data.feature_names, known, selection.view)
     labels = data.labels[known]
     trained = train_encoder(prepared.x_known, labels, loss_fn, config, progress=progress, description=loss,
                             checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
+    if trained.health is not None and trained.health.collapsed:
+        raise ValueError(trained.health.message(config.learning_rate))
     model = FaultModel(view=prepared.view, scaler=prepared.scaler, encoder=trained.model,
                        memory=memory or FaultMemory(), representation=selection.representation.fit(
                            prepared.x_known, prepared.view.invariant_features_))
     model.memory.fit(model.represent_features(prepared.x_known), labels, data.class_names)
     model.info = {"loss": loss, "class_names": list(data.class_names), "holdout": list(holdout),
                   "time_ordered": time_ordered, "selection": selection.to_dict(),
-                  "train_config": config.to_dict(), "history": trained.history, "n_train_rows": int(known.sum())}
+                  "train_config": config.to_dict(), "history": trained.history, "n_train_rows": int(known.sum()),
+                  "code_health": trained.health.to_dict() if trained.health is not None else None}
     return model
 
 

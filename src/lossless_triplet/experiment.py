@@ -27,7 +27,7 @@ __all__ = ["DEFAULT_LOSSES", "LossResult", "baselines", "check_compatible", "res
 
 log = logging.getLogger("lossless_triplet")
 
-DEFAULT_LOSSES = ("triplet", "linear_lossless", "lossless", "contrastive")
+DEFAULT_LOSSES = ("triplet", "linear_lossless", "lossless", "contrastive", "soft_margin")
 
 
 @dataclass
@@ -214,7 +214,7 @@ def compare_losses(
     check_compatible(train, test)
     if len(train) == 0 or len(test) == 0:
         raise ValueError(f"empty split: {len(train)} train rows, {len(test)} test rows")
-    loss_modules = {name: make_loss(name) for name in losses}
+    loss_modules = {name: make_loss(name, embedding_dim=config.embedding_dim) for name in losses}
     if not loss_modules:
         raise ValueError("no loss to train; pass at least one name in losses")
     heldout = resolve_holdout(train.class_names, holdout)
@@ -251,7 +251,10 @@ def compare_losses(
                                 rep.combine(test_codes, x_test), test.labels, heldout, n_draws, config.seed,
                                 retrieval, test_codes=test_codes)
         metrics |= {"view": selection.view, "representation": rep.name,
-                    "final_train_loss": trained.history["train_loss"][-1], "train_seconds": trained.train_seconds}
+                    "final_train_loss": trained.history["train_loss"][-1], "train_seconds": trained.train_seconds,
+                    "collapsed": bool(trained.health.collapsed),
+                    "distinct_codes": trained.health.distinct_codes,
+                    "saturated_share": trained.health.saturated_share}
         results[name] = LossResult(metrics, trained.history, train_codes, test_codes)
         log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
 

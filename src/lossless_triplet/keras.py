@@ -1,4 +1,4 @@
-"""The four losses as Keras 3 losses, written with ``keras.ops`` so they run on every backend.
+"""The five losses as Keras 3 losses, written with ``keras.ops`` so they run on every backend.
 
 Install with ``pip install lossless-triplet[keras]`` and pick a backend before Keras is first
 imported, e.g. ``KERAS_BACKEND=torch`` (torch comes with this package; Keras' own default is
@@ -12,7 +12,9 @@ messages of its PyTorch twin in :mod:`lossless_triplet.losses`, is registered fo
     ``y_true``: (B,) or (B, 1) integer class ids; ``y_pred``: (B, N) codes. The loss averages
     over every valid triplet of the batch (batch-all; all pairs i < j for the contrastive
     loss). The lossless and linear losses use the separable O(B^2) form, the triplet margin
-    loss an O(B^2 log B) sort; none builds a B x B x B tensor. Pairwise distances are computed
+    loss an O(B^2 log B) sort; none of these builds a B x B x B tensor. The soft-margin loss
+    has no such shortcut: it evaluates every (a, p, n) as one (B, B, B) tensor, O(B^3) memory
+    (64 MB at B = 256 in float32; use the PyTorch module, blockwise, for larger batches). Pairwise distances are computed
     in float64 (when the backend has it) for the reason given in
     :mod:`lossless_triplet.losses.batch`. Keras casts ``y_true`` to the loss dtype, so class
     ids must stay below 2**24 with the default float32.
@@ -42,6 +44,12 @@ Half precision codes are computed in float32 (Keras then returns the loss dtype)
 loss (``dtype="float64"``) computes in float64, but Keras' default reduction rounds its mean
 to float32 on the torch and JAX backends (Keras 3.15 type promotion); ``reduction="sum"`` or
 ``None`` keeps float64.
+
+A labels-layout batch of two or more rows whose labels are all equal is an error whenever the
+labels' values are known (eager execution), whatever ``validate`` says: it has no negative, so
+the loss would be 0 and the model would never move. The seed's three-input model compiled with
+dummy zero labels and the default layout lands here, and the message says to pass
+``layout="triplets"``.
 
 With ``validate=True`` (default) codes are checked for NaN/inf and, for the lossless losses,
 the [0, 1] range, and labels/flags for their values, whenever their values are known (eager
@@ -76,6 +84,7 @@ Example, labels (batch-all over a labelled batch, one-input encoder)::
 
 Source: M.-O. Arsenault, "Lossless Triplet loss", 2018 (lossless, linear lossless);
 F. Schroff, D. Kalenichenko, J. Philbin, "FaceNet", CVPR 2015 (triplet margin);
+A. Hermans, L. Beyer, B. Leibe, "In Defense of the Triplet Loss", 2017 (soft margin);
 R. Hadsell, S. Chopra, Y. LeCun, CVPR 2006 (contrastive).
 """
 
@@ -87,7 +96,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from lossless_triplet.losses._checks import check_eps, check_margin, resolve_beta
+from lossless_triplet.losses._checks import check_eps, check_margin, resolve_beta, single_class_message
 from lossless_triplet.losses.functional import CONTRASTIVE_MARGIN, EPS, TRIPLET_MARGIN
 
 __all__ = [
@@ -95,6 +104,7 @@ __all__ = [
     "LosslessTripletLoss",
     "LinearLosslessTripletLoss",
     "TripletMarginLoss",
+    "SoftMarginTripletLoss",
     "ContrastiveLoss",
 ]
 
@@ -241,6 +251,19 @@ def _hinge_shares(codes, labels, margin: float):
     return _shares(per_anchor, ops.sum(n_pos * n_neg), ops.shape(codes)[0])
 
 
+def _soft_margin_shares(codes, labels):
+    """Batch-all of ln(1 + exp(d_ap - d_an)) per anchor, from one (B, B, B) tensor: O(B^3) memory."""
+    positive, negative = _label_masks(labels)
+    d = _pairwise_squared_distances(codes)
+    n_pos = ops.sum(ops.cast(positive, d.dtype), axis=1)
+    n_neg = ops.sum(ops.cast(negative, d.dtype), axis=1)
+    difference = ops.expand_dims(d, 2) - ops.expand_dims(d, 1)  # [a, p, n] = d_ap - d_an
+    valid = ops.logical_and(ops.expand_dims(positive, 2), ops.expand_dims(negative, 1))
+    zero = ops.zeros_like(difference)
+    per_anchor = ops.sum(ops.where(valid, ops.softplus(difference), zero), axis=(1, 2))
+    return _shares(per_anchor, ops.sum(n_pos * n_neg), ops.shape(codes)[0])
+
+
 def _contrastive_shares(codes, labels, margin: float):
     """Contrastive loss over all unordered pairs i < j, each pair counted for its row i."""
     positive, _ = _label_masks(labels)
@@ -256,8 +279,19 @@ def _contrastive_shares(codes, labels, margin: float):
 # ----------------------------------------------------------------------------- validation
 
 
+def _in_symbolic_scope() -> bool:
+    try:  # Keras 3 keeps this helper outside its public API
+        from keras.src.backend.common.symbolic_scope import in_symbolic_scope
+    except ImportError:  # pragma: no cover - another Keras layout: fall back to the backend test
+        return False
+    return bool(in_symbolic_scope())
+
+
 def _values_known(x) -> bool:
-    """True in eager execution; False while a graph is traced (values not known yet)."""
+    """True in eager execution; False while a graph is traced or Keras builds the model on
+    placeholder tensors (its symbolic scope: ones of the right shape, not the user's values)."""
+    if _in_symbolic_scope():
+        return False
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
@@ -338,6 +372,19 @@ def _labels(y_true, batch, validate: bool):
     return labels
 
 
+def _check_label_variety(labels, width) -> None:
+    """A batch of >= 2 rows whose labels are all equal: the error of the PyTorch losses, plus
+    the seed's layout when y_pred's width could be [anchor | positive | negative]."""
+    if not _values_known(labels) or labels.shape[0] is None or labels.shape[0] < 2:
+        return
+    if bool(ops.all(ops.equal(labels, labels[0]))):
+        message = single_class_message(labels.shape[0], float(labels[0]))
+        if width and width % 3 == 0:
+            message += (f" y_pred has width {width}: if it holds the seed's [anchor | positive | negative] "
+                        f"codes of width {width // 3}, compile with layout='triplets' (y_true is then ignored).")
+        raise ValueError(message)
+
+
 def _similar(y_true, batch, validate: bool):
     """Pair flags: 1/True similar, 0/False dissimilar, shape (B,)."""
     flags = _flat_targets(y_true, batch, "similar", "")
@@ -372,6 +419,7 @@ class _BatchLoss(keras.losses.Loss):
             _check_2d(y_pred)
             _check_codes(self.validate, self._bounded, y_pred=y_pred)
             labels = _labels(y_true, y_pred.shape[0], self.validate)
+            _check_label_variety(labels, y_pred.shape[1])
             return ops.cast(self._batch_all(y_pred, labels), result_dtype)
         if self.layout == "pairs":
             x1, x2 = _split(y_pred, 2, self.layout)
@@ -553,6 +601,53 @@ class TripletMarginLoss(_BatchLoss):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "margin": self.margin}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SoftMarginTripletLoss(_BatchLoss):
+    """Soft-margin triplet loss ln(1 + exp(d(a,p) - d(a,n))) (Hermans, Beyer, Leibe 2017) as a Keras 3 loss.
+
+    The hinge replaced by a softplus, on squared distances, with no margin; evaluated by
+    ``keras.ops.softplus`` (no overflow, gradient 1/2 at x = 0; not ``ops.logaddexp``, whose
+    type promotion rounds float64 to float32 on the torch backend in Keras 3.15). Same function as
+    :func:`lossless_triplet.losses.soft_margin_triplet_loss` and, batch-all,
+    :class:`lossless_triplet.losses.SoftMarginTripletLoss` (which is blockwise: the labels
+    layout here holds a (B, B, B) tensor, see the module docstring).
+
+    Args:
+        layout: ``"labels"`` (default) or ``"triplets"``.
+        validate, reduction, name, dtype: as for :class:`LosslessTripletLoss` (no range check).
+
+    Shape:
+        labels layout: y_true (B,) int, y_pred (B, N) float; triplets layout: y_pred (B, 3N)
+        float. Output: scalar, or (B,) for ``reduction=None``.
+
+    Raises:
+        ValueError: an unknown layout (at construction); bad shapes, non-integral labels,
+            NaN/inf, all labels equal (at call).
+
+    Source: A. Hermans, L. Beyer, B. Leibe, "In Defense of the Triplet Loss for Person
+    Re-Identification", 2017.
+    """
+
+    _bounded = False
+
+    def __init__(
+        self,
+        *,
+        layout: str = "labels",
+        validate: bool = True,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "soft_margin_triplet_loss",
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__(layout=layout, validate=validate, reduction=reduction, name=name, dtype=dtype)
+
+    def _on_triplets(self, anchor, positive, negative):
+        return ops.softplus(_squared_distances(anchor, positive) - _squared_distances(anchor, negative))
+
+    def _batch_all(self, codes, labels):
+        return _soft_margin_shares(codes, labels)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

@@ -15,7 +15,13 @@ a code belongs to it:
   show);
 - otherwise (a signature from one or a few examples) the *median* of the
   learned radii: a new fault type is assumed to spread about as much as a
-  typical known status in this code space.
+  typical known status in this code space;
+- never below the floor ``RADIUS_FLOOR * sqrt(N)`` (N the vector width): a
+  thousandth of the diagonal of the unit cube the codes live in. Identical
+  member rows (or a collapsed code) would otherwise give a radius of 0, and a
+  row would not match its own signature once rounding moved it by 1e-8; with
+  the floor a row at distance 0 always matches, and ``unknown_score`` is
+  always finite.
 
 A row is assigned the nearest signature whose radius covers it; a row that no
 radius covers is ``unknown``. The nearest signature and its distance are
@@ -30,10 +36,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["UNKNOWN", "Signature", "FaultMemory"]
+__all__ = ["UNKNOWN", "RADIUS_FLOOR", "Signature", "FaultMemory", "is_reserved"]
 
 UNKNOWN = "unknown"
 MAX_SAMPLE = 2048  # member codes kept per signature to re-estimate its radius
+RADIUS_FLOOR = 1e-3  # smallest radius, as a share of sqrt(N): the unit cube's diagonal
 
 
 @dataclass
@@ -57,6 +64,12 @@ class Signature:
     def centroid(self) -> np.ndarray:
         """(N,) float64 mean code of all members."""
         return self.total / self.count
+
+
+def is_reserved(name: str) -> bool:
+    """Whether ``name`` is the ``unknown`` status in any case (``UNKNOWN``, ``Unknown``...): reserved,
+    since ``detect`` output and dashboards would not tell the two apart."""
+    return str(name).strip().casefold() == UNKNOWN
 
 
 def _as_codes(codes, width: int | None = None) -> np.ndarray:
@@ -137,12 +150,13 @@ class FaultMemory:
         Shape: codes (n, N) or (N,) float.
 
         Raises:
-            ValueError: an empty or reserved name (``unknown``), codes of another width,
+            ValueError: an empty or reserved name (``unknown`` in any case), codes of another width,
                 non-finite codes.
         """
         name = str(name).strip()
-        if not name or name == UNKNOWN:
-            raise ValueError(f"a fault needs a name other than {UNKNOWN!r} and the empty string")
+        if not name or is_reserved(name):
+            raise ValueError(f"a fault needs a name other than {UNKNOWN!r} (in any case: {name!r} would be "
+                             "confused with the unknown status) and the empty string")
         if not hasattr(self, "signatures_"):
             self.signatures_ = {}
         width = getattr(self, "embedding_dim_", None)
@@ -185,7 +199,7 @@ class FaultMemory:
         return float(np.quantile(distances, self.quantile)) * self.slack
 
     def radii(self) -> dict[str, float]:
-        """Radius of every signature (Euclidean distance in code space), see the module docstring.
+        """Radius of every signature (Euclidean distance in code space, > 0), see the module docstring.
 
         Raises:
             ValueError: an empty memory.
@@ -194,7 +208,12 @@ class FaultMemory:
         learned = {n: self._learned_radius(s) for n, s in self.signatures_.items()}
         known = [r for r in learned.values() if r is not None]
         default = float(np.median(known)) if known else self.default_radius_without_data()
-        return {n: default if r is None else r for n, r in learned.items()}
+        floor = self.radius_floor()
+        return {n: max(floor, default if r is None else r) for n, r in learned.items()}
+
+    def radius_floor(self) -> float:
+        """The smallest radius any signature gets: ``RADIUS_FLOOR * sqrt(N)`` (see the module docstring)."""
+        return RADIUS_FLOOR * float(np.sqrt(self.embedding_dim_))
 
     def default_radius_without_data(self) -> float:
         """Radius used when no signature has ``min_members`` rows: a quarter of the code

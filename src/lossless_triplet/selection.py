@@ -416,7 +416,7 @@ def select(X: np.ndarray, feature_names: Sequence[str], labels: np.ndarray, know
         X: (n, F) raw training rows in table order; labels (n,) int class ids.
         known: (n,) bool, the rows of classes that are not held out (held-out rows are masked).
         views: candidate view names (one is enough to choose only the representation).
-        loss: the loss name the final model trains with; config: its TrainConfig (seed, N, P, K).
+        loss: the loss name the final model trains with (options allowed, e.g. ``lossless:beta=2N``); config: its TrainConfig (seed, N, P, K).
         representations: candidate representation names (default :func:`candidate_representations`).
         class_names: names for the log and the record (default: the ids).
 
@@ -439,8 +439,9 @@ def select(X: np.ndarray, feature_names: Sequence[str], labels: np.ndarray, know
         return Selection(views[0], Representation.parse(first), seconds=time.perf_counter() - started, note=note)
     candidates = list(representations or candidate_representations())
     per_fold: dict[tuple[str, str], list[float]] = {}
+    loss_fn = make_loss(loss, embedding_dim=config.embedding_dim)
     for view in views:
-        folds_scores = [_fold_scores(X, feature_names, labels, known, fold, view, make_loss(loss), config, candidates,
+        folds_scores = [_fold_scores(X, feature_names, labels, known, fold, view, loss_fn, config, candidates,
                                      config.seed) for fold in folds]
         for r in candidates:
             per_fold[view, r] = [f[r] for f in folds_scores if f]

@@ -73,7 +73,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from .bundle import FaultModel
 from .data.tables import float32_matrix
-from .memory import UNKNOWN
+from .memory import UNKNOWN, is_reserved
 
 try:  # optional: decodes request bodies ~5x and encodes answers ~10x faster than the json module
     import orjson
@@ -420,7 +420,7 @@ def _fault_name(document) -> str:
         raise BadRequest(422, "send {\"name\": FAULT_NAME, \"rows\": [...]} (or \"columns\"); "
                               "\"name\" must be a string")
     name = name.strip()
-    if not name or name == UNKNOWN or len(name) > MAX_NAME_CHARS or not name.isprintable():
+    if not name or is_reserved(name) or len(name) > MAX_NAME_CHARS or not name.isprintable():
         raise BadRequest(422, f"fault name {name[:MAX_NAME_CHARS]!r} is not allowed: use 1 to {MAX_NAME_CHARS} "
                               f"printable characters, not {UNKNOWN!r}")
     return name

@@ -8,6 +8,8 @@ write resumable checkpoints (see :mod:`lossless_triplet.checkpoint`).
 
 from __future__ import annotations
 
+import copy
+
 import hashlib
 import json
 import logging
@@ -21,7 +23,7 @@ import torch
 from torch import nn
 
 from . import distributed
-from .models import Encoder
+from .models import Encoder, encode
 
 __all__ = [
     "TrainConfig",
@@ -157,12 +159,73 @@ class TrainResult:
         train_seconds: wall-clock seconds of the optimisation (no evaluation),
             summed over the interrupted runs a resumed run continues.
         start_step: optimiser steps already done by the checkpoint resumed from (0: a fresh run).
+        health: :class:`CodeHealth` of the training rows' codes after the last step (None when
+            not measured).
     """
 
     model: nn.Module
     history: dict[str, list[float]] = field(default_factory=dict)
     train_seconds: float = 0.0
     start_step: int = 0
+    health: CodeHealth | None = None
+
+
+DISTINCT_RESOLUTION = 1e-4  # codes (or features) closer than this in every unit count as one
+SATURATED_WITHIN = 1e-6  # a code unit this close to 0 or 1 is saturated (the sigmoid passes ~no gradient)
+
+
+def distinct_rows(x: np.ndarray, resolution: float = DISTINCT_RESOLUTION) -> int:
+    """Number of distinct rows of ``x`` once rounded to ``resolution``.
+
+    Shape: x (n, F) float. Output: int in [0, n]."""
+    x = np.asarray(x, dtype=np.float64)
+    return len(np.unique(np.round(x / resolution), axis=0)) if len(x) else 0
+
+
+@dataclass
+class CodeHealth:
+    """Whether a trained code can still tell the training classes apart.
+
+    A code has collapsed when its training rows take fewer distinct values (at
+    :data:`DISTINCT_RESOLUTION`) than there are classes: no signature can then separate them,
+    whatever the memory does. The usual causes: a learning rate so large that every sigmoid
+    saturates at exactly 0 or 1 (``saturated_share`` near 1), or a lossless loss stuck at its
+    bound -ln(eps) = 18.42 (every negative at distance 0).
+
+    Attributes:
+        distinct_codes, n_rows, n_classes: counts over the training rows.
+        saturated_share: share of code units within :data:`SATURATED_WITHIN` of 0 or 1.
+        final_loss: mean training loss of the last epoch (nan when unknown).
+        collapsed: ``distinct_codes < n_classes``.
+    """
+
+    distinct_codes: int
+    n_rows: int
+    n_classes: int
+    saturated_share: float
+    final_loss: float
+    collapsed: bool
+
+    @classmethod
+    def of(cls, codes: np.ndarray, labels: np.ndarray, final_loss: float = float("nan")) -> CodeHealth:
+        """Measure codes (n, N) in [0, 1] of rows with labels (n,)."""
+        codes = np.asarray(codes, dtype=np.float64)
+        distinct, n_classes = distinct_rows(codes), len(np.unique(labels))
+        saturated = float(np.mean(np.minimum(codes, 1 - codes) <= SATURATED_WITHIN)) if codes.size else 0.0
+        return cls(distinct, len(codes), n_classes, saturated, float(final_loss), distinct < n_classes)
+
+    def message(self, learning_rate: float | None = None) -> str:
+        """What happened and the fix, for an error or a warning."""
+        lr = f"; it was {learning_rate:g}" if learning_rate is not None else ""
+        return (f"training collapsed: the codes of the {self.n_rows} training rows take {self.distinct_codes} "
+                f"distinct value(s) for {self.n_classes} classes, so no signature can tell the classes apart "
+                f"({self.saturated_share:.0%} of code units saturated at 0 or 1; final training loss "
+                f"{self.final_loss:.4g}). Lower the learning rate (--lr{lr}), try another loss (--loss triplet), "
+                "or give features that vary more between the statuses")
+
+    def to_dict(self) -> dict:
+        """JSON-safe fields (for model.json and metrics.json)."""
+        return asdict(self)
 
 
 def _balanced_sample(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
@@ -230,6 +293,22 @@ def batch_loss(model: nn.Module, loss_fn: nn.Module, features: torch.Tensor, lab
     where = next(model.parameters()).device
     codes = distributed.gather_codes(model(features[rows].to(where)))
     return loss_fn(codes, labels.to(where))
+
+
+def _without_validation(loss_fn: nn.Module) -> nn.Module:
+    """The loss as the loop calls it: a shallow copy with ``validate=False`` when it has that switch.
+
+    The codes come from the loop's own :class:`~lossless_triplet.models.Encoder`, whose sigmoid
+    head puts them in [0, 1]^N, so the per-call shape, finiteness and range checks (a pass over
+    the codes and a device sync each) prove nothing here; a non-finite loss is still caught by
+    the loop. The caller's module keeps its setting for its own calls. The one-class check of the
+    batch losses is not a code check and stays on.
+    """
+    if getattr(loss_fn, "validate", None) is not True:
+        return loss_fn
+    trusted = copy.copy(loss_fn)
+    trusted.validate = False
+    return trusted
 
 
 def _data_digest(features: np.ndarray, labels: np.ndarray) -> str:
@@ -339,7 +418,9 @@ def train_encoder(
             config gives the same model as 100 uninterrupted steps.
 
     Returns:
-        TrainResult with the model in eval mode on the CPU.
+        TrainResult with the model in eval mode on the CPU and the :class:`CodeHealth` of the
+        training rows' codes (a collapse is logged as a warning; callers decide whether it is
+        an error: ``train`` stops, ``compare`` records it).
 
     Raises:
         ValueError: mismatched shapes, non-finite features, fewer than 2 classes,
@@ -411,6 +492,7 @@ def train_encoder(
 
         bar = tqdm(total=config.epochs, initial=start_step // per_epoch, desc=description, unit="epoch", leave=False)
 
+    loss_fn = _without_validation(loss_fn)
     model.train()
     for step in range(start_step + 1, total_steps + 1):
         started = time.perf_counter()
@@ -456,4 +538,10 @@ def train_encoder(
     if bar is not None:
         bar.close()
     model.eval()
-    return TrainResult(model=model.cpu(), history=history, train_seconds=train_seconds, start_step=start_step)
+    model = model.cpu()
+    health = CodeHealth.of(encode(model, features), labels,
+                           history["train_loss"][-1] if history.get("train_loss") else float("nan"))
+    if health.collapsed:
+        log.warning("%s", health.message(config.learning_rate))
+    return TrainResult(model=model, history=history, train_seconds=train_seconds, start_step=start_step,
+                       health=health)

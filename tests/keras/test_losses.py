@@ -91,6 +91,7 @@ TRIPLET_LAYOUT_CASES = [
         lambda dp, dn, n: ref.triplet(dp, dn, 1.0),
         lambda a, p, n, **k: tl.triplet_margin_loss(a, p, n, margin=1.0, **k),
     ),
+    (lambda **k: lk.SoftMarginTripletLoss(**k), lambda dp, dn, n: ref.soft_margin(dp, dn), tl.soft_margin_triplet_loss),
 ]
 
 
@@ -212,6 +213,7 @@ BATCH_CASES = [
         tl.TripletMarginLoss(margin=1.0),
         lambda n: lambda dp, dn: ref.triplet(dp, dn, 1.0),
     ),
+    (lambda **k: lk.SoftMarginTripletLoss(**k), tl.SoftMarginTripletLoss(), lambda n: ref.soft_margin),
 ]
 
 
@@ -259,6 +261,7 @@ def test_hinge_batch_all_with_ties_and_a_larger_batch():
         (lk.LinearLosslessTripletLoss, tl.LinearLosslessTripletLoss()),
         (lk.TripletMarginLoss, tl.TripletMarginLoss(margin=1.0)),
         (lk.ContrastiveLoss, tl.ContrastiveLoss()),
+        (lk.SoftMarginTripletLoss, tl.SoftMarginTripletLoss()),
     ],
 )
 def test_labels_layout_gradient_equals_pytorch(make, torch_loss):
@@ -281,13 +284,45 @@ def test_labels_layout_shares_average_to_the_batch_all_mean():
     assert value(weighted) == pytest.approx(mean, rel=1e-6)
 
 
-@pytest.mark.parametrize("make", [lk.LosslessTripletLoss, lk.LinearLosslessTripletLoss, lk.TripletMarginLoss])
-def test_no_valid_triplet_gives_zero_with_finite_gradient(make):
+@pytest.mark.parametrize("make", [lk.LosslessTripletLoss, lk.LinearLosslessTripletLoss, lk.TripletMarginLoss,
+                                  lk.SoftMarginTripletLoss])
+def test_no_positive_gives_zero_with_finite_gradient(make):
     y_pred = codes(5, 3, 12, "float32")
-    for labels in (np.zeros(5, dtype=int), np.arange(5)):
-        assert value(make()(labels, y_pred)) == 0.0
-        g = grad(make(), labels, y_pred)
-        assert np.isfinite(g).all() and not g.any()
+    labels = np.arange(5)  # every label distinct: no positive, a normal event
+    assert value(make()(labels, y_pred)) == 0.0
+    g = grad(make(), labels, y_pred)
+    assert np.isfinite(g).all() and not g.any()
+
+
+@pytest.mark.parametrize("make", [lk.LosslessTripletLoss, lk.LinearLosslessTripletLoss, lk.TripletMarginLoss,
+                                  lk.SoftMarginTripletLoss, lk.ContrastiveLoss])
+@pytest.mark.parametrize("validate", [True, False])
+def test_all_labels_equal_is_an_error_that_names_the_seed_layout(make, validate):
+    # The seed's (B, 3N) [anchor | positive | negative] codes with dummy zero labels.
+    y_pred = codes(16, 9, 14, "float32")
+    with pytest.raises(ValueError, match=r"labels of the batch are equal.*layout='triplets'"):
+        make(validate=validate)(np.zeros(16), y_pred)
+    assert value(make()(np.zeros(1), y_pred[:1])) == 0.0
+
+
+def test_seed_layout_fit_with_default_arguments_stops_with_the_fix():
+    # The seed's model: three inputs, one shared sigmoid encoder, y_pred = [a | p | n] (B, 3N),
+    # compiled with the default layout and fitted on dummy zero labels. Before, the loss was 0
+    # and the weights never moved; now fit stops and says what to pass instead.
+    keras.utils.set_random_seed(0)
+    encoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="sigmoid")])
+    inputs = [keras.Input((4,)) for _ in range(3)]
+    model = keras.Model(inputs, keras.layers.Concatenate()([encoder(x) for x in inputs]))
+    model.compile(optimizer="adam", loss=lk.LosslessTripletLoss())
+    x = list(np.random.default_rng(0).random((3, 32, 4)).astype("float32"))
+    before = [w.copy() for w in encoder.get_weights()]
+    with pytest.raises(ValueError, match=r"all 32 labels of the batch are equal.*width 9.*layout='triplets'"):
+        model.fit(x, np.zeros(32), batch_size=32, epochs=1, verbose=0)
+    # With the layout it names, the same fit trains: a positive loss and weights that move.
+    model.compile(optimizer="adam", loss=lk.LosslessTripletLoss(layout="triplets"))
+    history = model.fit(x, np.zeros(32), batch_size=32, epochs=2, verbose=0)
+    assert min(history.history["loss"]) > 0
+    assert any(not np.allclose(a, b) for a, b in zip(before, encoder.get_weights()))
 
 
 def test_contrastive_with_one_row_gives_zero():

@@ -27,6 +27,12 @@ def triplet(d_ap, d_an, margin=0.2):
     return max(d_ap - d_an + margin, 0.0)
 
 
+def soft_margin(d_ap, d_an):
+    # ln(1 + exp(x)) written out in float64, split at 0 so exp never overflows.
+    x = d_ap - d_an
+    return x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
+
+
 def contrastive(x1, x2, similar, margin=1.0):
     dist = math.sqrt(sqdist(x1, x2))
     return 0.5 * dist**2 if similar else 0.5 * max(0.0, margin - dist) ** 2
@@ -40,6 +46,16 @@ def brute_force_batch(codes, labels, per_triplet):
         if a != p and labels[a] == labels[p] and labels[n] != labels[a]:
             values.append(per_triplet(sqdist(codes[a], codes[p]), sqdist(codes[a], codes[n])))
     return float(np.mean(values)) if values else 0.0
+
+
+def brute_force_per_anchor(codes, labels, per_triplet):
+    """Per anchor, the sum of per_triplet(d_ap, d_an) over the triplets it anchors, by loops."""
+    codes = np.asarray(codes, np.float64)
+    out = np.zeros(len(labels))
+    for a, p, n in itertools.product(range(len(labels)), repeat=3):
+        if a != p and labels[a] == labels[p] and labels[n] != labels[a]:
+            out[a] += per_triplet(sqdist(codes[a], codes[p]), sqdist(codes[a], codes[n]))
+    return out
 
 
 def brute_force_pairs(codes, labels, margin=1.0):

@@ -7,13 +7,21 @@ import torch
 from lossless_triplet.losses import (
     LinearLosslessTripletLoss,
     LosslessTripletLoss,
+    SoftMarginTripletLoss,
     TripletMarginLoss,
     linear_lossless_triplet_loss,
     lossless_triplet_loss,
+    soft_margin_triplet_loss,
     triplet_margin_loss,
 )
 from lossless_triplet.losses import batch as batch_module
-from lossless_triplet.losses._batch_all import _Layout, hinge_batch_all, lossless_batch_all, triplet_count
+from lossless_triplet.losses._batch_all import (
+    _Layout,
+    hinge_batch_all,
+    lossless_batch_all,
+    soft_margin_batch_all,
+    triplet_count,
+)
 from lossless_triplet.mining import all_triplets
 
 LABEL_SETS = {
@@ -27,6 +35,7 @@ EXPLICIT = {
     "lossless": (LosslessTripletLoss(), lossless_triplet_loss),
     "linear": (LinearLosslessTripletLoss(), linear_lossless_triplet_loss),
     "triplet": (TripletMarginLoss(margin=0.3), lambda a, p, n: triplet_margin_loss(a, p, n, margin=0.3)),
+    "soft_margin": (SoftMarginTripletLoss(), soft_margin_triplet_loss),
 }
 
 
@@ -34,8 +43,7 @@ EXPLICIT = {
 @pytest.mark.parametrize("loss_name", list(EXPLICIT))
 @pytest.mark.parametrize("block", [1, 40, 1 << 22])
 def test_value_and_gradient_equal_explicit_triplets_for_any_block(monkeypatch, labels_name, loss_name, block):
-    monkeypatch.setattr(batch_module, "_HINGE_BLOCK", block)
-    monkeypatch.setattr(batch_module, "_SEPARABLE_BLOCK", block)
+    monkeypatch.setattr(batch_module, "_BLOCK", block)
     labels = LABEL_SETS[labels_name]
     codes = torch.rand(len(labels), 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     module, explicit = EXPLICIT[loss_name]
@@ -92,6 +100,23 @@ def test_large_offsets_keep_the_hinge_accurate():
     codes = torch.rand(len(labels), 3, generator=torch.Generator().manual_seed(2)) + 1000.0
     expected = TripletMarginLoss()(codes.double() - 1000.0, labels).item()
     assert TripletMarginLoss()(codes, labels).item() == pytest.approx(expected, rel=1e-3)
+
+
+def test_soft_margin_batch_all_memory_is_bounded_by_the_block():
+    # B = 1000 with classes of ~100: all (a, p, n) at once would be 1e8 elements (800 MB in
+    # float64); the blockwise kernel holds at most the block, and its gradient equals a
+    # smaller block's.
+    g = torch.Generator().manual_seed(6)
+    codes = torch.rand(1000, 8, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 10, (1000,), generator=g)
+    results = []
+    for block in (1 << 22, 1 << 16):
+        x = codes.clone().requires_grad_(True)
+        loss = soft_margin_batch_all(x, labels, block=block)
+        loss.backward()
+        results.append((loss.item(), x.grad))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
+    np.testing.assert_allclose(results[0][1].numpy(), results[1][1].numpy(), rtol=1e-9, atol=1e-15)
 
 
 def test_hinge_batch_all_never_builds_a_cubic_tensor():

@@ -128,9 +128,11 @@ def test_mined_loss_has_a_gradient_and_is_zero_without_triplets(module, mining):
     loss = module(mining=mining)(codes, torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]))
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(codes.grad).all()
-    empty = module(mining=mining)(codes, torch.zeros(8, dtype=torch.long))
+    empty = module(mining=mining)(codes, torch.arange(8))  # no positive: no triplet
     assert empty.item() == 0.0
     empty.backward()
+    with pytest.raises(ValueError, match="labels of the batch are equal"):
+        module(mining=mining)(codes, torch.zeros(8, dtype=torch.long))
 
 
 def test_modules_store_mining_and_reject_bad_values():

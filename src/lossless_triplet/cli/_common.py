@@ -26,7 +26,7 @@ def csv_list(text: str) -> list[str]:
 
 # Names for argparse choices, kept here so that building the parser imports neither torch nor
 # pandas (tests/test_cli.py checks they equal losses.LOSSES).
-LOSS_NAMES = ("triplet", "linear_lossless", "lossless", "contrastive")
+LOSS_NAMES = ("triplet", "linear_lossless", "lossless", "contrastive", "soft_margin")
 AUTO_VIEW = AUTO
 VIEW_HELP = ("auto (default): chosen on the training table by inner leave-one-known-fault-out validation among "
              "the views its column names allow; or BASE[+OPTION...]: base raw (the columns), columns (each column "
@@ -39,6 +39,29 @@ REPRESENTATION_HELP = ("what the fault memory compares, terms joined by +: code 
                        "(the view's scaled features; W*features beside the code), W*excess (how far each feature "
                        "lies beyond its range in the known training rows), e.g. code, features, "
                        "code+0.25*features+16*excess; default: chosen on the training table")
+
+
+LOSS_HELP = (f"a loss name ({', '.join(LOSS_NAMES)}), optionally with hyper-parameters after a colon, "
+             "e.g. lossless:beta=2N (N: the code width) or triplet:margin=0.5")
+
+
+def loss_name(text: str) -> str:
+    """argparse ``type=`` for a loss name with optional options (``lossless:beta=2N``); the base name is
+    checked here, the options when the loss is built (:func:`lossless_triplet.losses.make_loss`).
+
+    Raises:
+        argparse.ArgumentTypeError: an unknown base name, listing the known ones.
+    """
+    base = text.strip().partition(":")[0]
+    if base not in LOSS_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown loss {base!r}; choose from {', '.join(LOSS_NAMES)}")
+    return text.strip()
+
+
+def loss_list(text: str) -> list[str]:
+    """argparse ``type=`` for ``--losses``: comma-separated loss names; options with several
+    values are joined by ``;`` inside one name (``lossless:beta=2N;eps=1e-6``)."""
+    return [loss_name(item.replace(";", ",")) for item in csv_list(text)]
 
 
 def view_name(text: str) -> str:

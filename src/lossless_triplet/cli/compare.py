@@ -6,8 +6,17 @@ import argparse
 from pathlib import Path
 
 from ..budget import EMBEDDING_DIM, TRAIN_STEPS, epochs_and_steps
-from ._common import AUTO_VIEW, REPRESENTATION_HELP, LOSS_NAMES, VIEW_HELP, csv_list, representation_name, \
-    require_positive, view_name
+from ._common import (
+    AUTO_VIEW,
+    LOSS_NAMES,
+    REPRESENTATION_HELP,
+    VIEW_HELP,
+    csv_list,
+    loss_list,
+    representation_name,
+    require_positive,
+    view_name,
+)
 
 DEMO_HOLDOUT = ("node-down", "interface-down")
 # Nothing here is tuned on an eval split: the view and the representation are chosen on the
@@ -19,8 +28,9 @@ QUICK_BUDGET = {"epochs": 6, "steps_per_epoch": 15}
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--losses", type=csv_list, default=list(LOSS_NAMES),
-                        help=f"comma-separated losses to compare (default: {','.join(LOSS_NAMES)})")
+    parser.add_argument("--losses", type=loss_list, default=list(LOSS_NAMES),
+                        help=f"comma-separated losses to compare (default: {','.join(LOSS_NAMES)}); options after a "
+                        "colon, several joined by ';', e.g. triplet,lossless,lossless:beta=4N")
     parser.add_argument("--dim", type=int, default=DEFAULT_DIM,
                         help=f"code width N (default {DEFAULT_DIM}; 3 plots the code itself, as in the seed; "
                         "wider codes are drawn as a PCA projection)")
@@ -100,6 +110,10 @@ def run_comparison(train, test, args: argparse.Namespace, dataset_name: str) -> 
     print(format_table(document))
     print("\nchosen on the training table (view, representation): " + "; ".join(
         f"{name}: {m['view']}, {m['representation']}" for name, m in document["losses"].items()))
+    for name, m in document["losses"].items():
+        if m.get("collapsed"):
+            print(f"WARNING: {name}'s code collapsed ({m['distinct_codes']} distinct training codes, "
+                  f"{m['saturated_share']:.0%} of units saturated): its scores measure nothing learned")
     print("\nwrote " + ", ".join(str(p) for p in written))
     if not args.animate:
         print(f"(`lossless-triplet report {args.out}` builds report.html from these files)")

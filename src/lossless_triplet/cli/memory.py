@@ -7,8 +7,17 @@ import json
 from pathlib import Path
 
 from ..budget import EMBEDDING_DIM, QUICK_STEPS, TRAIN_STEPS, epochs_and_steps
-from ._common import AUTO_VIEW, REPRESENTATION_HELP, LOSS_NAMES, VIEW_HELP, csv_list, representation_name, \
-    require_positive, view_name
+from ._common import (
+    AUTO_VIEW,
+    LOSS_HELP,
+    REPRESENTATION_HELP,
+    VIEW_HELP,
+    csv_list,
+    loss_name,
+    representation_name,
+    require_positive,
+    view_name,
+)
 
 def _steps_config(args: argparse.Namespace):
     """A TrainConfig doing exactly ``steps`` optimiser steps (epochs x steps_per_epoch)."""
@@ -172,8 +181,8 @@ def register(sub) -> None:
                            "the P x K batch is split over the processes and mined as a whole.")
     train.add_argument("--data", type=Path, required=True, help="labelled training table (CSV, TSV, Parquet)")
     train.add_argument("--label-column", required=True, help="column holding the status")
-    train.add_argument("--loss", choices=LOSS_NAMES, default="triplet",
-                       help="loss (default triplet: the best one-shot macro-F1 on KDDI, README Results)")
+    train.add_argument("--loss", type=loss_name, default="triplet",
+                       help=f"{LOSS_HELP} (default triplet: the best one-shot macro-F1 on KDDI, README Results)")
     train.add_argument("--holdout", type=csv_list, default=[], help="comma-separated statuses left out")
     train.add_argument("--view", type=view_name, default=AUTO_VIEW, help=f"feature view: {VIEW_HELP}")
     train.add_argument("--representation", type=representation_name, help=REPRESENTATION_HELP)

@@ -43,6 +43,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
+        from ..http_limits import server_config
         from ..service import create_app, read_token
     except ImportError as error:
         raise ImportError(f"serve needs the service packages ({error.name} is missing): "
@@ -59,8 +60,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                      normal_status=args.normal_status)
     print(f"lossless-triplet serve: {args.model} on http://{args.host}:{args.port} (API docs at /docs)",
           file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning",
-                access_log=args.access_log, timeout_graceful_shutdown=10)
+    uvicorn.Server(server_config(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning",
+                                 access_log=args.access_log, timeout_graceful_shutdown=10)).run()
     return 0
 
 

@@ -8,6 +8,7 @@ from .batch import (
     batch_contrastive_loss,
     batch_linear_lossless_triplet_loss,
     batch_lossless_triplet_loss,
+    batch_soft_margin_triplet_loss,
     batch_triplet_margin_loss,
 )
 from .functional import (
@@ -19,9 +20,16 @@ from .functional import (
     lossless_negative_term,
     lossless_positive_term,
     lossless_triplet_loss,
+    soft_margin_triplet_loss,
     triplet_margin_loss,
 )
-from .modules import ContrastiveLoss, LinearLosslessTripletLoss, LosslessTripletLoss, TripletMarginLoss
+from .modules import (
+    ContrastiveLoss,
+    LinearLosslessTripletLoss,
+    LosslessTripletLoss,
+    SoftMarginTripletLoss,
+    TripletMarginLoss,
+)
 from .registry import LOSSES, make_loss
 
 __all__ = [
@@ -31,16 +39,19 @@ __all__ = [
     "lossless_triplet_loss",
     "linear_lossless_triplet_loss",
     "triplet_margin_loss",
+    "soft_margin_triplet_loss",
     "contrastive_loss",
     "lossless_positive_term",
     "lossless_negative_term",
     "batch_lossless_triplet_loss",
     "batch_linear_lossless_triplet_loss",
     "batch_triplet_margin_loss",
+    "batch_soft_margin_triplet_loss",
     "batch_contrastive_loss",
     "LosslessTripletLoss",
     "LinearLosslessTripletLoss",
     "TripletMarginLoss",
+    "SoftMarginTripletLoss",
     "ContrastiveLoss",
     "LOSSES",
     "make_loss",

@@ -29,7 +29,14 @@ import math
 import torch
 from torch.autograd.function import once_differentiable
 
-__all__ = ["DEFAULT_BLOCK", "hinge_batch_all", "lossless_batch_all", "linear_batch_all", "triplet_count"]
+__all__ = [
+    "DEFAULT_BLOCK",
+    "hinge_batch_all",
+    "soft_margin_batch_all",
+    "lossless_batch_all",
+    "linear_batch_all",
+    "triplet_count",
+]
 
 # Elements in one (rows, B) working block: 32 MB in float64, a working set of about
 # 150 MB at any B. Larger blocks mean fewer (parallel) operations per call.
@@ -207,6 +214,55 @@ def _hinge_kernel(x, layout, block, need_grad, margin):
         per_slot = torch.empty_like(key).scatter_(1, key_order, count.to(x.dtype))
         g.scatter_add_(1, columns, torch.where(is_positive, per_slot, 0.0))
         # G is not symmetric and G^T's rows belong to other blocks: add the column side here.
+        grad[start:stop] += _row_gradient(g @ x_one, x[start:stop])
+        grad += _row_gradient(g.T @ x_one[start:stop], x)
+    return total, grad
+
+
+def soft_margin_batch_all(x: torch.Tensor, labels: torch.Tensor, block: int = DEFAULT_BLOCK) -> torch.Tensor:
+    """Mean over all valid triplets of ln(1 + exp(d_ap - d_an)), in O(B^2 K) time, O(block) memory.
+
+    The softplus is neither separable nor piecewise linear, so no sort or class sum shortens
+    the sum: every (a, p, n) is evaluated, a block of anchors at a time as a (rows, K, B) tensor
+    (K the largest class in the batch), and the gradient is accumulated in the same pass:
+    dL/dd_ap = sum_n sigmoid(d_ap - d_an), dL/dd_an = -sum_p sigmoid(d_ap - d_an). Memory is
+    bounded by ``block`` elements, not by B^2 K.
+
+    Shape:
+        x: (B, N) float32/float64 (computed in its dtype, the sum in float64); labels: (B,)
+        integer with at least one valid triplet. Output: scalar, x's dtype.
+
+    Source: A. Hermans, L. Beyer, B. Leibe, "In Defense of the Triplet Loss for Person
+    Re-Identification", 2017 (soft margin).
+    """
+    return _run(x, labels, _soft_margin_kernel, block)
+
+
+def _soft_margin_kernel(x, layout, block, need_grad):
+    batch = len(x)
+    x = x - x.mean(dim=0)
+    sq = x.pow(2).sum(dim=1)
+    x_one = _with_ones(x) if need_grad else None
+    grad = torch.zeros_like(x) if need_grad else None
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    width = int(layout.class_size.max())
+    offsets = torch.arange(width, device=x.device)
+    zero = x.new_zeros(())
+    for start, stop in layout.row_blocks(max(batch, block // width)):
+        anchors = torch.arange(start, stop, device=x.device).unsqueeze(1)
+        d = _distance_rows(x, sq, start, stop)
+        negative = layout.labels[start:stop].unsqueeze(1) != layout.labels.unsqueeze(0)
+        columns = layout.class_lo[start:stop].unsqueeze(1) + offsets
+        is_positive = (offsets < layout.class_size[start:stop].unsqueeze(1)) & (columns != anchors)
+        columns = columns.clamp_max_(batch - 1)
+        difference = d.gather(1, columns).unsqueeze(2) - d.unsqueeze(1)  # (rows, K, B): d_ap - d_an
+        valid = is_positive.unsqueeze(2) & negative.unsqueeze(1)
+        total += torch.where(valid, torch.logaddexp(difference, zero), zero).sum(dtype=torch.float64)
+        if not need_grad:
+            continue
+        slope = torch.where(valid, torch.sigmoid(difference), zero)
+        g = -slope.sum(dim=1)  # on negatives; 0 elsewhere
+        g.scatter_add_(1, columns, torch.where(is_positive, slope.sum(dim=2), zero))
         grad[start:stop] += _row_gradient(g @ x_one, x[start:stop])
         grad += _row_gradient(g.T @ x_one[start:stop], x)
     return total, grad

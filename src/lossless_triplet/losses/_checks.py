@@ -74,3 +74,35 @@ def check_labels(labels: torch.Tensor, batch_size: int) -> None:
         )
     if labels.is_floating_point() or labels.is_complex():
         raise ValueError(f"labels must be integer class ids, got {labels.dtype}; use .long()")
+
+
+SINGLE_CLASS_FIX = (
+    "For labelled batches draw P classes x K rows per batch (lossless_triplet.training.BalancedBatchSampler, "
+    "or pytorch-metric-learning's MPerClassSampler); for codes already arranged as [anchor | positive | "
+    "negative] use an explicit-triplet loss (lossless_triplet_loss(anchor, positive, negative), or "
+    "layout='triplets' in lossless_triplet.keras)."
+)
+
+
+def single_class_message(batch_size: int, label) -> str:
+    """The error for a batch whose labels are all equal (shared with the Keras losses)."""
+    return (f"all {batch_size} labels of the batch are equal ({label}): with one class there is no negative, so "
+            "no triplet and no dissimilar pair exists and the loss would be 0 with nothing learned. "
+            + SINGLE_CLASS_FIX)
+
+
+def check_label_variety(labels: torch.Tensor) -> None:
+    """Refuse a batch of two or more rows whose labels are all equal.
+
+    Such a batch has no valid triplet and no dissimilar pair BECAUSE of its labels (the seed's
+    Keras layout passed with dummy zero labels, a loader that is not class-balanced): returning 0
+    would train nothing and say nothing. A batch that merely lacks a positive (every label
+    distinct) is a normal event under random sampling and still gives 0 with a graph.
+
+    Shape: labels (B,) integer.
+
+    Raises:
+        ValueError: B >= 2 and every label equal; the message names the fix.
+    """
+    if len(labels) >= 2 and bool((labels == labels[0]).all()):
+        raise ValueError(single_class_message(len(labels), labels[0].item()))
