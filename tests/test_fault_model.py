@@ -246,3 +246,46 @@ def test_train_refuses_a_table_of_constant_columns(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "only 1 distinct row(s) of feature values for 3 classes" in err and "constant columns" in err
     assert not (tmp_path / "m").exists()
+
+
+def test_a_full_disk_leaves_no_partial_bundle_and_says_so(model, kddi, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import lossless_triplet.bundle as bundle_module
+
+    saved = model.save(tmp_path / "kept")
+    before = {p.name: p.read_bytes() for p in saved.iterdir()}
+    calls = []
+
+    def full_on_second_file(fd):
+        calls.append(fd)
+        if len(calls) == 2:  # the encoder is on disk, the signatures are not: the bundle must not change
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(bundle_module.os, "fsync", full_on_second_file)
+    with pytest.raises(OSError, match="No space left on device while saving signatures.safetensors in .*kept; "
+                                      "nothing was changed"):
+        model.save(saved)
+    assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
+    calls.clear()
+    with pytest.raises(OSError, match="nothing was changed"):
+        model.save(tmp_path / "new")
+    assert not (tmp_path / "new").exists()  # a directory the failed save created is removed
+    # The command line: add-fault says why and leaves the bundle as it was.
+    one = tmp_path / "one.csv"
+    kddi[1].subset(np.arange(1)).to_frame("status").to_csv(one, index=False)
+    calls.clear()
+    calls.append(None)  # the next write is the second: it fails
+    assert main(["add-fault", "--model", str(saved), "--data", str(one), "--name", "x"]) != 0
+    assert "No space left on device while saving signatures.safetensors" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
+
+
+def test_class_count_errors_say_what_to_change():
+    from lossless_triplet.experiment import resolve_holdout
+
+    with pytest.raises(ValueError, match=r"the table has 1 class\(es\) \(normal\): training needs at least 2.*"
+                                         "check the label column"):
+        resolve_holdout(["normal"], [])
+    with pytest.raises(ValueError, match="holding out 2 of 3 classes leaves 1 to train on.*hold out fewer"):
+        resolve_holdout(["a", "b", "c"], ["a", "b"])

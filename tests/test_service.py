@@ -395,7 +395,8 @@ def test_added_fault_is_persisted_before_the_answer_and_survives_a_restart(model
         assert "disk-full" in FaultModel.load(model_dir).memory.names  # on disk when the answer came
         extended = server.client.post("/v1/faults", json=one, headers=AUTH)
         assert extended.status_code == 200 and extended.json()["count"] == 2
-        assert server.client.post("/v1/faults", json={**one, "name": "unknown"}, headers=AUTH).status_code == 422
+        for reserved in ("unknown", "UNKNOWN", "Unknown"):
+            assert server.client.post("/v1/faults", json={**one, "name": reserved}, headers=AUTH).status_code == 422
         assert server.client.delete("/v1/faults/cpu-hog", headers=AUTH).status_code == 200
         assert server.client.delete("/v1/faults/cpu-hog", headers=AUTH).status_code == 404
         answer = server.client.post("/v1/identify", json=as_records(rows[-1:])).json()["results"][0]
@@ -653,3 +654,42 @@ def test_serve_command_with_a_token_file(model_dir, rows, tmp_path):
     assert [(e["source"], e["status"]) for e in events] == (
         [] if answer["status"] == "normal" else [("vnf-1", answer["status"])])
     assert TOKEN not in log.read_text()
+
+
+# --------------------------------------------------------------------------- a full disk
+
+
+def test_a_full_disk_answers_507_and_changes_nothing(model_dir, rows, monkeypatch, caplog):
+    import errno
+
+    import lossless_triplet.bundle as bundle_module
+
+    before = digest(model_dir)
+    with ThreadServer(create_app(model_dir, token=TOKEN)) as server:
+        names = server.client.get("/v1/faults").json()["faults"]
+        baseline = server.client.post("/v1/identify", json=as_records(rows[:5])).json()
+
+        def full(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(bundle_module.os, "fsync", full)
+        with caplog.at_level(logging.ERROR, logger="lossless_triplet.service"):
+            added = server.client.post("/v1/faults", json={"name": "disk-full", "rows": as_records(rows[:1])},
+                                       headers=AUTH)
+            removed = server.client.delete(f"/v1/faults/{names[0]['name']}", headers=AUTH)
+        assert added.status_code == 507 and removed.status_code == 507
+        detail = added.json()["detail"]
+        assert "no space left on device while saving signatures.safetensors" in detail
+        assert "nothing was changed" in detail and str(model_dir) in detail
+        assert sum("fault memory not saved" in r.message and str(model_dir) in r.message for r in caplog.records) == 2
+        # The live memory and answers are the ones before, the bundle is byte for byte the same, and no
+        # temporary file is left behind.
+        assert server.client.get("/v1/faults").json()["faults"] == names
+        assert server.client.post("/v1/identify", json=as_records(rows[:5])).json() == baseline
+        assert digest(model_dir) == before
+        assert 'lossless_triplet_storage_errors_total{reason="no_space"} 2.0' in server.client.get("/metrics").text
+        monkeypatch.undo()
+        assert server.client.post("/v1/faults", json={"name": "disk-full", "rows": as_records(rows[:1])},
+                                  headers=AUTH).status_code == 201
+    assert digest(model_dir) != before
+    assert not [p for p in model_dir.iterdir() if p.name.endswith(".tmp")]

@@ -16,8 +16,10 @@ fsync, rename), so a crash leaves the old or the new file, never half of one.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -42,22 +44,50 @@ MODEL_FILE, ENCODER_FILE, SIGNATURES_FILE = "model.json", "encoder.safetensors",
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file, fsync and rename (POSIX-atomic)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    atomic_write_files(Path(path).parent, {Path(path).name: data})
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def atomic_write_files(directory: Path, files: dict[str, bytes]) -> None:
+    """Write several files of one directory so that either all of them change or none does.
+
+    Every file is first written in full beside its target (a temporary name, fsynced); only when
+    all are on disk are they renamed over their targets, in the given order (put the file that
+    declares a bundle complete last). A failure while writing (a full disk, a quota) removes
+    the temporary files and leaves every target as it was.
+
+    Raises:
+        OSError: with the same errno, naming the file, the directory and that nothing was changed.
+    """
+    directory = Path(directory)
+    staged: list[tuple[str, Path]] = []
+    name = "?"
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        for name, data in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+            staged.append((name, Path(tmp)))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except OSError as error:
+        for _, tmp in staged:
+            tmp.unlink(missing_ok=True)
+        raise OSError(error.errno, f"{error.strerror or error} while saving {name} in {directory}; "
+                                   "nothing was changed") from error
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for _, tmp in staged:
+            tmp.unlink(missing_ok=True)
         raise
-    directory = os.open(path.parent, os.O_RDONLY)
+    for name, tmp in staged:
+        os.replace(tmp, directory / name)
+    handle = os.open(directory, os.O_RDONLY)
     try:
-        os.fsync(directory)
+        os.fsync(handle)
     finally:
-        os.close(directory)
+        os.close(handle)
 
 
 @dataclass
@@ -159,14 +189,20 @@ class FaultModel:
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:
-        """Write the bundle into ``directory`` (created if needed); returns it."""
+        """Write the bundle into ``directory`` (created if needed); returns it.
+
+        All three files are staged, then renamed (:func:`atomic_write_files`): a failed save (a
+        full disk) leaves an existing bundle as it was and removes a directory it created.
+
+        Raises:
+            OSError: the write failed; the message names the file and says nothing was changed.
+        """
         from safetensors.torch import save as save_tensors
 
         directory = Path(directory)
+        created = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous() for k, v in self.encoder.state_dict().items()}
-        atomic_write_bytes(directory / ENCODER_FILE, save_tensors(state))
-        self.save_signatures(directory)
         document = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -177,17 +213,28 @@ class FaultModel:
             "representation": self.representation.to_dict(),
             **self.info,
         }
-        atomic_write_bytes(directory / MODEL_FILE, (json.dumps(document, indent=1) + "\n").encode())
+        try:
+            atomic_write_files(directory, {ENCODER_FILE: save_tensors(state), SIGNATURES_FILE: self._signature_bytes(),
+                                           MODEL_FILE: (json.dumps(document, indent=1) + "\n").encode()})
+        except OSError:
+            if created:
+                shutil.rmtree(directory, ignore_errors=True)
+            raise
         return directory
 
-    def save_signatures(self, directory: str | Path) -> None:
-        """Rewrite only the fault memory of a saved bundle (atomic)."""
+    def _signature_bytes(self) -> bytes:
         from safetensors.numpy import save as save_arrays
 
         meta, arrays = self.memory.to_state()
-        data = save_arrays({k: np.ascontiguousarray(v) for k, v in arrays.items()},
-                           metadata={"memory": json.dumps(meta)})
-        atomic_write_bytes(Path(directory) / SIGNATURES_FILE, data)
+        return save_arrays({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata={"memory": json.dumps(meta)})
+
+    def save_signatures(self, directory: str | Path) -> None:
+        """Rewrite only the fault memory of a saved bundle (atomic: on a full disk nothing changes).
+
+        Raises:
+            OSError: the write failed (errno kept: ``ENOSPC`` for a full disk); the old file is intact.
+        """
+        atomic_write_files(Path(directory), {SIGNATURES_FILE: self._signature_bytes()})
 
     @classmethod
     def load(cls, directory: str | Path) -> FaultModel:

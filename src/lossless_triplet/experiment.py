@@ -81,7 +81,13 @@ def resolve_holdout(class_names: Sequence[str], holdout: Sequence[str]) -> list[
             raise ValueError(f"held-out class {name!r} is listed twice")
         ids.append(class_names.index(name))
     if len(class_names) - len(ids) < 2:
-        raise ValueError("at least 2 classes must stay in training (triplets need a negative); hold out fewer")
+        if not ids:
+            raise ValueError(f"the table has {len(class_names)} class(es) ({', '.join(map(str, class_names))}): "
+                             "training needs at least 2 (triplets need a negative); check the label column, or "
+                             "add rows of another status")
+        raise ValueError(f"holding out {len(ids)} of {len(class_names)} classes leaves "
+                         f"{len(class_names) - len(ids)} to train on; at least 2 must stay (triplets need a "
+                         "negative): hold out fewer")
     return ids
 
 

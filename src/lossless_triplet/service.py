@@ -71,7 +71,7 @@ from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from .bundle import FaultModel
+from .bundle import NO_SPACE, SIGNATURES_FILE, FaultModel
 from .data.tables import float32_matrix
 from .memory import UNKNOWN, is_reserved
 
@@ -107,6 +107,17 @@ ARROW_END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # the last 8 bytes of
 
 class BadRequest(ValueError):
     """A client error: ``status`` (400 malformed, 422 invalid) and a message naming the problem."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class StorageError(RuntimeError):
+    """A change that could not be written to the bundle (nothing was changed, on disk or in memory).
+
+    ``status`` is 507 Insufficient Storage for a full disk or quota, 503 for any other write error.
+    """
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -642,6 +653,10 @@ class _Metrics:
                                     "Accepted fault additions (a new signature or an extended one)",
                                     ["kind"], registry=registry)
         self.faults_removed = Counter("lossless_triplet_faults_removed", "Signatures removed", registry=registry)
+        self.storage_errors = Counter("lossless_triplet_storage_errors",
+                                      "Fault-memory changes refused because the bundle could not be written "
+                                      "(reason: no_space or other; nothing was changed)", ["reason"],
+                                      registry=registry)
         self.events = Counter("lossless_triplet_events", "Status-change events by outcome "
                               "(emitted, delivered, failed, dropped)", ["outcome"], registry=registry)
         Gauge("lossless_triplet_signatures", "Signatures in the fault memory",
@@ -777,6 +792,7 @@ class FaultService:
 
         Raises:
             ValueError: as :meth:`FaultMemory.add`.
+            StorageError: the bundle could not be written (nothing changed; see :meth:`_publish`).
         """
         codes = self.model.represent(raw)
         with self._change_lock:
@@ -794,6 +810,7 @@ class FaultService:
         Raises:
             KeyError: no such signature.
             ValueError: it is the last one (identify would have nothing to match).
+            StorageError: the bundle could not be written (nothing changed; see :meth:`_publish`).
         """
         with self._change_lock:
             if name not in self.memory.names:
@@ -806,8 +823,22 @@ class FaultService:
         self.metrics.faults_removed.inc()
 
     def _publish(self, memory) -> None:
-        """Write ``memory`` atomically into the bundle, then serve it (caller holds the change lock)."""
-        dataclasses.replace(self.model, memory=memory).save_signatures(self.model_dir)
+        """Write ``memory`` atomically into the bundle, then serve it (caller holds the change lock).
+
+        Raises:
+            StorageError: the write failed (507 for a full disk or quota, else 503); the bundle and the
+                served memory are unchanged, the failure is logged with the path and counted.
+        """
+        try:
+            dataclasses.replace(self.model, memory=memory).save_signatures(self.model_dir)
+        except OSError as error:
+            no_space = error.errno in NO_SPACE
+            self.metrics.storage_errors.labels("no_space" if no_space else "other").inc()
+            logger.error("fault memory not saved: %s", error)
+            cause = "no space left on device" if no_space else (error.strerror or str(error))
+            raise StorageError(507 if no_space else 503,
+                               f"{cause} while saving {SIGNATURES_FILE} in {self.model_dir}; nothing was changed "
+                               "(the served fault memory is the one before this request)") from None
         self.memory = memory
 
     def close(self) -> None:
@@ -1073,6 +1104,8 @@ def create_app(model_dir: str | Path, *, token: str | None = None, webhook: str 
             row = await asyncio.get_running_loop().run_in_executor(None, service.add_fault, name, rows.raw)
         except ValueError as error:
             raise HTTPException(422, str(error)) from None
+        except StorageError as error:
+            raise HTTPException(error.status, str(error)) from None
         return _json_response(row, 201 if row["created"] else 200)
 
     @app.delete("/v1/faults/{name:path}", tags=["faults"], summary="Remove a fault signature (needs the token)")
@@ -1085,6 +1118,8 @@ def create_app(model_dir: str | Path, *, token: str | None = None, webhook: str 
             raise HTTPException(404, f"no fault signature named {name!r}; known: {service.memory.names}") from None
         except ValueError as error:
             raise HTTPException(409, str(error)) from None
+        except StorageError as error:
+            raise HTTPException(error.status, str(error)) from None
         return _json_response({"removed": name, "faults": service.memory.names})
 
     @app.get("/v1/model", tags=["model"], summary="What the model expects")

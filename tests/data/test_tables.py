@@ -112,6 +112,16 @@ def test_tsv_by_extension_or_sniffed(tmp_path, name):
     np.testing.assert_array_equal(data.features, [[1, 2], [3, 4]])
 
 
+def test_semicolon_separated_tables_are_read_like_comma_separated_ones(tmp_path):
+    # Excel's CSV in many locales. Before, the whole header came back as one column name.
+    comma = load_table(write(tmp_path / "c.csv", "x,y,label\n1,2.5,a\n3,4,b\n"), "label")
+    semicolon = load_table(write(tmp_path / "s.csv", "x;y;label\n1;2.5;a\n3;4;b\n"), "label")
+    assert semicolon.feature_names == comma.feature_names == ("x", "y")
+    np.testing.assert_array_equal(semicolon.features, comma.features)
+    with pytest.raises(ValueError, match="'1,5'"):  # a decimal comma is named, not misread
+        load_table(write(tmp_path / "d.csv", "x;y;label\n1,5;2;a\n3;4;b\n"), "label")
+
+
 def test_gzip_csv(tmp_path):
     path = tmp_path / "t.csv.gz"
     with gzip.open(path, "wt") as handle:
@@ -208,9 +218,9 @@ def test_iter_feature_table_in_small_blocks_equals_the_whole_file_read(tmp_path,
     np.testing.assert_array_equal(np.vstack(chunks), frame[["c", "b"]].to_numpy(np.float32))
 
 
-def test_iter_feature_table_falls_back_to_the_checking_parser_mid_file(tmp_path, monkeypatch):
-    """Arrow refuses space-padded numbers and names no row; the rest of the file is then read by
-    the checking parser, which accepts the padding and names the row of a real error."""
+def test_iter_feature_table_reads_padded_numbers_and_names_the_row_of_a_bad_cell(tmp_path, monkeypatch):
+    """Space-padded numbers are numbers; a cell that is not one is named with its data row, though
+    Arrow's own error names none."""
     from lossless_triplet.data import iter_feature_table
     from lossless_triplet.data import tables
 
@@ -251,9 +261,8 @@ def test_iter_feature_table_reads_a_bom_and_quoted_line_breaks(tmp_path):
     np.testing.assert_array_equal(np.vstack(list(iter_feature_table(path, ["a", "b"]))), [[1, 2], [3, 4]])
 
 
-def test_fallback_after_blank_lines_keeps_rows_and_row_numbers_aligned(tmp_path, monkeypatch):
-    """Blank lines are not rows: after Arrow gives up in a later block, the checking parser must
-    resume at the right data row (it once counted file lines and wrote rows twice)."""
+def test_blank_lines_keep_rows_and_row_numbers_aligned(tmp_path, monkeypatch):
+    """Blank lines are not rows: a bad cell in a later block is named by its data row, not its line."""
     from lossless_triplet.data import iter_feature_table
     from lossless_triplet.data import tables
 

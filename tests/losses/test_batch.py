@@ -215,3 +215,9 @@ def test_batch_all_gradient_equals_explicit_triplets(module):
     module(fast, labels).backward()
     module(slow, labels, all_triplets(labels)).backward()
     np.testing.assert_allclose(fast.grad.numpy(), slow.grad.numpy(), rtol=1e-7, atol=1e-10)
+
+
+def test_contrastive_mining_names_the_pair_miners():
+    assert ContrastiveLoss(mining="all").margin == 1.0
+    with pytest.raises(ValueError, match="over pairs, not triplets.*PairMarginMiner"):
+        ContrastiveLoss(mining="hard")

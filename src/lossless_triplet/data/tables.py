@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import logging
 import zlib
 from collections import Counter
@@ -203,8 +204,9 @@ def load_table(
     """Read a labelled table (CSV, TSV or Parquet; optionally gzip-compressed text).
 
     Format: ``.parquet``/``.pq`` is Parquet; ``.tsv``/``.tab`` (also ``.gz``)
-    is tab-separated; anything else is comma-separated unless its header line holds tabs
-    and no commas. Cells that are empty or read ``nan``, ``NA``, ``N/A``, ``null``, ``None``
+    is tab-separated; anything else is comma-separated unless its header line holds no comma
+    but tabs (tab-separated) or semicolons (semicolon-separated, as Excel writes in many locales;
+    decimal commas are not read: a cell ``1,5`` is refused as non-numeric). Cells that are empty or read ``nan``, ``NA``, ``N/A``, ``null``, ``None``
     (any case) are missing: kept as NaN in ``features`` (impute them later).
 
     Labels: if every label is an integer (``3`` or ``3.0``), class names are those integers
@@ -351,104 +353,181 @@ def iter_feature_table(
         raise ValueError(f"{path} has {'no' if parquet else 'a header but no'} data rows")
 
 
-# Bytes of text parsed at once by the Arrow CSV reader (it splits a block over its threads).
-_TEXT_BLOCK_BYTES = 1 << 24
+# Bytes of text Arrow's streaming CSV reader parses per block (tests lower it to put block
+# boundaries inside quoted values, CRLF pairs and rows).
+_TEXT_BLOCK_BYTES = 1 << 22
+_CELL_GROUP = 4096  # rows whose cells the error locator converts at once
+
+
+class _QuoteCounter:
+    """A binary stream passed to Arrow that counts the quote bytes it hands over (one C-level
+    ``bytes.count`` per read): a file with none needs no quoting check."""
+
+    def __init__(self, handle) -> None:
+        self.handle, self.quotes = handle, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self.quotes += data.count(b'"')
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:  # the caller closes the file
+        pass
+
+    @property
+    def closed(self) -> bool:
+        return False
 
 
 def _numeric_text_chunks(
     path: Path, suffixes: list[str], feature_names: list[str], chunk_rows: int
 ) -> Iterator[np.ndarray]:
-    """Float32 matrices of a CSV/TSV file, parsed by Arrow's multithreaded CSV reader.
+    """Float32 matrices of a CSV/TSV file, row for row, by one rule wherever blocks fall.
 
-    The file is read in blocks of whole lines (memory bounded by the block, not the file),
-    each parsed straight to float64 by ``pyarrow.csv.read_csv`` (measured about 5x faster
-    than pandas on KDDI-width rows with 2 threads). Arrow names no row when a cell is not a
-    number, and it refuses cells pandas reads (numbers padded with spaces), so on any Arrow
-    error the rest of the file, from the first row not yet yielded, is read by the checking
-    pandas parser: it either reads the cells or raises the error naming column, row and value.
+    The rule is Python's ``csv`` module in strict mode (RFC 4180: a quoted value may hold
+    separators and line breaks, and its closing quote is followed by a separator or a line
+    end; blank lines are not rows) plus the cell rule of :func:`load_table` (a feature cell is
+    missing, or a number as Arrow's parser reads it, surrounding spaces allowed). Every data
+    row gives one output row, or the read stops with a ValueError naming the data row (and the
+    column and value for a bad cell).
+
+    Arrow's multithreaded streaming reader does the work (``newlines_in_values``: it finds
+    row ends outside quotes itself, across its blocks; a row longer than a block makes it start
+    again with blocks 8 times larger, skipping the rows already given). Arrow names no row in its errors, and
+    it accepts quoting that strict CSV refuses (text after a closing quote, a quote never
+    closed: both swallow rows silently), so: on any Arrow error the file is scanned with the
+    ``csv`` module to name the first bad row, and a file that held any quote byte is scanned
+    once after the read to hold it to the same rule (a file without quotes, the usual export,
+    pays nothing).
     """
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
     sep, names = _text_layout(path, suffixes)
-    read = pcsv.ReadOptions(column_names=names)  # Arrow's own 1 MB blocks: one per thread
-    parse = pcsv.ParseOptions(delimiter=sep)
+    parse = pcsv.ParseOptions(delimiter=sep, newlines_in_values=True)
     convert = pcsv.ConvertOptions(column_types=dict.fromkeys(feature_names, pa.float64()),
                                   include_columns=feature_names, null_values=_NA_VALUES)
-    done = 0
-    try:
-        for block in _line_blocks(path, _TEXT_BLOCK_BYTES):
+    done, block = 0, _TEXT_BLOCK_BYTES
+    while True:  # once, unless a row (or the header) is longer than a block: then again with larger blocks
+        with _open_binary(path) as handle:
+            source, seen = _QuoteCounter(handle), 0
             try:
-                table = pcsv.read_csv(pa.BufferReader(block), read_options=read, parse_options=parse,
-                                      convert_options=convert)
+                reader = pcsv.open_csv(source, read_options=pcsv.ReadOptions(block_size=block),
+                                       parse_options=parse, convert_options=convert)
+                if reader.schema.names != feature_names:  # Arrow read the header itself: it must agree
+                    raise ValueError(f"{path}: the header could not be read consistently; check its quoting")
+                for batch in reader:
+                    skip = min(max(done - seen, 0), batch.num_rows)  # rows a previous attempt yielded
+                    seen += batch.num_rows
+                    for offset in range(skip, batch.num_rows, chunk_rows):
+                        piece = batch.slice(offset, chunk_rows)
+                        yield _arrow_matrix(piece, feature_names, path, done)
+                        done += piece.num_rows
+                break
             except pa.ArrowInvalid as error:
-                if "CSV parse error" in str(error):  # a line with another number of fields than the header?
-                    _check_field_counts(path, block, sep, len(names), done)
-                raise
-            for batch in table.to_batches(max_chunksize=chunk_rows):
-                yield _arrow_matrix(batch, feature_names, path, done)
-                done += batch.num_rows
-    except pa.ArrowInvalid:
-        # Read again from the start and drop the rows already yielded: both parsers skip blank
-        # lines, so data rows (not file lines) are what lines the two up.
-        first_row = 0
-        for frame in _read_text(path, suffixes, usecols=feature_names, chunksize=chunk_rows):
-            frame.columns = [str(c) for c in frame.columns]
-            if first_row + len(frame) > done:
-                skip = max(done - first_row, 0)
-                yield _feature_matrix(frame.iloc[skip:], feature_names, path, first_row + skip)
-            first_row += len(frame)
+                if ("straddl" in str(error) or "cannot infer number of columns" in str(error)) and block < 2**30:
+                    block *= 8
+                    continue
+                raise _first_problem(path, sep, names, feature_names, check_cells_from=done,
+                                     fallback=f"{error}") from None
+            except _DAMAGED_GZIP as error:
+                raise _damaged(path, error) from None
+    if source.quotes:
+        problem = _first_problem(path, sep, names, feature_names, check_cells_from=None, expected_rows=done)
+        if problem is not None:
+            raise problem
 
 
-def _check_field_counts(path: Path, block: bytes, sep: str, n_fields: int, first_row: int) -> None:
-    """Raise the error naming the first line of ``block`` whose field count differs from the header's
-    (pandas would silently drop extra fields of the columns it reads, or fill short lines with NaN).
-
-    Returns when every line has the header's count (e.g. a quoted value holding a line break,
-    which Arrow's block parser refuses and pandas reads)."""
-    lines = block.decode("utf-8", errors="replace").splitlines()
-    row = first_row
-    for fields in csv.reader(lines, delimiter=sep):
-        if not fields:  # a blank line is skipped, not a row
-            continue
-        row += 1
-        if len(fields) != n_fields:
-            shown = sep.join(fields)
-            raise ValueError(
-                f"{path}: data row {row} (1-based, header not counted) has {len(fields)} field(s) but the header "
-                f"has {n_fields}: {shown[:80]!r}{'...' if len(shown) > 80 else ''}; fix the line (an empty field "
-                "is a missing value)"
-            )
+def _open_binary(path: Path):
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
 
 
-def _line_blocks(path: Path, block_bytes: int) -> Iterator[bytes]:
-    """The data lines of a text file (header skipped, .gz decompressed) in blocks of about
-    ``block_bytes``, each ending at a line end (LF, CRLF or CR: a CRLF cut between its two bytes
-    leaves an empty line, which the parser skips).
+def _first_problem(path: Path, sep: str, names: list[str], feature_names: list[str], *,
+                   check_cells_from: int | None, expected_rows: int | None = None,
+                   fallback: str | None = None) -> ValueError | None:
+    """The error naming the first data row that breaks the reading rule (strict CSV, the header's
+    number of fields, and from data row ``check_cells_from`` on, feature cells that are numbers or
+    missing), scanning the file with Python's ``csv`` module.
 
-    Raises:
-        ValueError: a damaged or truncated .gz file.
+    Returns None when the file keeps the rule and holds ``expected_rows`` data rows (or no count is
+    expected); with ``fallback`` set (Arrow's own message), never None: an error Arrow raised that
+    this scan cannot place is still an error.
     """
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    positions = [names.index(n) for n in feature_names]
+    row, line = 0, 1
+    pending: list[tuple[int, list[str]]] = []
     try:
-        with opener(path, "rb") as handle:
-            carry, header = b"", True
-            while data := handle.read(block_bytes):
-                block = carry + data
-                if header:  # drop the header line, whatever its line end
-                    end = min((i for i in (block.find(b"\n"), block.find(b"\r")) if i >= 0), default=-1)
-                    if end < 0:
-                        carry = block
-                        continue
-                    block, header = block[end + 1:], False
-                cut = max(block.rfind(b"\n"), block.rfind(b"\r")) + 1
-                carry = block[cut:]
-                if cut:
-                    yield block[:cut]
-            if carry.strip() and not header:
-                yield carry
+        with _open_binary(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape",
+                                                         newline="") as handle:
+            reader = csv.reader(handle, delimiter=sep, strict=True)
+            next(reader, None)
+            line = reader.line_num + 1
+            for record in reader:
+                if record:
+                    row += 1
+                    if len(record) != len(names):
+                        shown = sep.join(record)
+                        return ValueError(
+                            f"{path}: data row {row} (1-based, header not counted; line {line}) has {len(record)} "
+                            f"field(s) but the header has {len(names)}: {shown[:80]!r}{'...' if len(shown) > 80 else ''}"
+                            "; fix the line (an empty field is a missing value; a value holding the separator "
+                            "must be quoted)")
+                    if check_cells_from is not None and row > check_cells_from:
+                        pending.append((row, [record[i] for i in positions]))
+                        if len(pending) >= _CELL_GROUP:
+                            if (bad := _bad_cell(pending, feature_names, path)) is not None:
+                                return bad
+                            pending = []
+                line = reader.line_num + 1
+            if pending and (bad := _bad_cell(pending, feature_names, path)) is not None:
+                return bad
+    except csv.Error as error:
+        why = ("a quoted value opened there is never closed (the rest of the file would be read as one cell)"
+               if "unexpected end of data" in str(error) else
+               f"it is not valid CSV ({error}: after a closing quote comes a separator or a line end; a quote "
+               "inside a quoted value is written twice)")
+        return ValueError(f"{path}: data row {row + 1} (1-based, header not counted), starting on line {line}: "
+                          f"{why}; fix the quoting")
     except _DAMAGED_GZIP as error:
-        raise _damaged(path, error) from None
+        return _damaged(path, error)
+    if expected_rows is not None and row != expected_rows:
+        return ValueError(f"{path}: {row} data rows as CSV but {expected_rows} as read; check the quoting")
+    if fallback is not None:
+        return ValueError(f"{path}: cannot be read ({fallback}); no single row could be named")
+    return None
+
+
+def _bad_cell(rows: list[tuple[int, list[str]]], feature_names: list[str], path: Path) -> ValueError | None:
+    """The error for the first cell of ``rows`` (data row, feature cells) that is neither missing nor a
+    number by Arrow's parser (the fast path's rule: surrounding spaces allowed), else None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    missing = set(_NA_VALUES)
+    for j, name in enumerate(feature_names):
+        cells = [cells[j] for _, cells in rows]
+        try:
+            values = pa.array([None if c in missing else c for c in cells], pa.string())
+            pc.cast(pc.utf8_trim_whitespace(values), pa.float64())
+            continue
+        except (pa.ArrowInvalid, UnicodeEncodeError):
+            pass
+        for (row, _), cell in zip(rows, cells):
+            if cell in missing:
+                continue
+            try:
+                pc.cast(pc.utf8_trim_whitespace(pa.array([cell], pa.string())), pa.float64())
+            except (pa.ArrowInvalid, UnicodeEncodeError):
+                shown = cell.encode("utf-8", "surrogateescape")
+                text = repr(cell) if shown.decode("utf-8", "replace") == cell else f"{shown!r} (not UTF-8)"
+                return ValueError(
+                    f"{path}: column {name!r} has a non-numeric value {text} in data row {row} (1-based, header "
+                    "not counted); fix the cell, leave it empty (or nan, NA, N/A, null, None) for a missing "
+                    "value, or leave the column out of the table")
+    return None
 
 
 _DAMAGED_GZIP = (EOFError, gzip.BadGzipFile, zlib.error)
@@ -560,20 +639,35 @@ def _read_text(path: Path, suffixes: list[str], **options) -> pd.DataFrame:
 
 
 def _text_layout(path: Path, suffixes: list[str]) -> tuple[str, list[str]]:
-    """Separator and column names of a CSV/TSV file, from its extension and header line."""
+    """Separator and column names of a CSV/TSV file: the separator from the extension and the first
+    line, the names from the first CSV record (a quoted name may hold a line break)."""
     stem_suffixes = suffixes[:-1] if suffixes and suffixes[-1] == ".gz" else suffixes
     header = _header_line(path)
     if not header:
         raise ValueError(f"{path} is empty: expected a header line and data rows")
     if stem_suffixes and stem_suffixes[-1] in TSV_SUFFIXES:
         sep = "\t"
-    else:
-        sep = "\t" if "\t" in header and "," not in header else ","
-    names = next(csv.reader([header], delimiter=sep), [])
+    elif "," in header:
+        sep = ","
+    else:  # no comma in the first line: a tab- or semicolon-separated table (Excel writes ";" in many locales)
+        sep = "\t" if "\t" in header else ";" if ";" in header else ","
+    names = _header_record(path, sep) if '"' in header else next(csv.reader([header], delimiter=sep), [])
     repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:  # pandas would silently rename them "x.1", "x.2"
         raise ValueError(f"{path}: repeated column name(s) {repeated}; make the header unique")
     return sep, names
+
+
+def _header_record(path: Path, sep: str) -> list[str]:
+    """The first CSV record of a text file (its header, quoted names and all)."""
+    try:
+        with _open_binary(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace",
+                                                         newline="") as handle:
+            return next(csv.reader(handle, delimiter=sep, strict=True), [])
+    except csv.Error as error:
+        raise ValueError(f"{path}: the header line is not valid CSV ({error}); fix its quoting") from None
+    except _DAMAGED_GZIP as error:
+        raise _damaged(path, error) from None
 
 
 def _header_line(path: Path) -> str:

@@ -248,6 +248,8 @@ class ContrastiveLoss(nn.Module):
     Args:
         margin: m, default 1.0 (on the unsquared distance D, as in the paper and PML's
             ``ContrastiveLoss(neg_margin=1)``; PML's default reducer averages only non-zero pairs).
+        mining: only ``"all"`` (every pair i < j): accepted so that the five modules share one
+            signature; pairs are chosen with a pair ``indices_tuple`` instead.
         reduction: ``"mean"`` (default, over all pairs i < j) | ``"sum"`` | ``"none"`` (per row i).
         validate: check shapes and finiteness on every call.
 
@@ -256,12 +258,19 @@ class ContrastiveLoss(nn.Module):
         ``(a1, p, a2, n)``. Output: scalar, or (B,) for ``reduction="none"``.
 
     Raises:
-        ValueError: margin <= 0 or not finite, an unknown ``reduction`` (at construction); otherwise
+        ValueError: margin <= 0 or not finite, a ``mining`` other than ``"all"`` (the message names the
+            pair miners), an unknown ``reduction`` (at construction); otherwise
             see :func:`~lossless_triplet.losses.batch_contrastive_loss`.
     """
 
-    def __init__(self, margin: float = CONTRASTIVE_MARGIN, *, reduction: str = "mean", validate: bool = True) -> None:
+    def __init__(self, margin: float = CONTRASTIVE_MARGIN, *, mining: str = "all", reduction: str = "mean",
+                 validate: bool = True) -> None:
         super().__init__()
+        if mining != "all":
+            raise ValueError(
+                f"mining={mining!r}: the contrastive loss is over pairs, not triplets, and always uses every pair "
+                "i < j (mining='all'); to choose pairs, pass a pair miner's indices_tuple (a1, p, a2, n), e.g. "
+                "pytorch_metric_learning.miners.PairMarginMiner, as loss(embeddings, labels, indices_tuple)")
         check_margin(margin, strictly_positive=True)
         check_reduction(reduction)
         self.margin = margin
