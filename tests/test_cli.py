@@ -60,11 +60,13 @@ def test_quick_demo_on_the_bundled_data(tmp_path):
     assert doc["dataset"] == "kddi-nfv"
     assert doc["holdout"] == ["node-down", "interface-down"]
     assert doc["classes"][0] == "normal" and len(doc["classes"]) == 7
-    assert set(doc["losses"]) == {"triplet", "linear_lossless", "lossless", "contrastive"}
+    assert set(doc["losses"]) == {"triplet", "linear_lossless", "lossless", "contrastive", "soft_margin"}
     for metrics in doc["losses"].values():
         assert METRIC_KEYS <= set(metrics)
         assert 0 < metrics["precision_at_1"] <= 1
-    for name in ("triplet", "linear_lossless", "lossless", "contrastive"):
+        assert metrics["retrieval_method"] == "exact" and metrics["retrieval_queries"] == 5333
+        assert isinstance(metrics["collapsed"], bool) and metrics["distinct_codes"] >= 1
+    for name in ("triplet", "linear_lossless", "lossless", "contrastive", "soft_margin"):
         assert (out / f"embeddings_{name}.png").exists()
     assert (out / "loss_curves.png").exists()
 
@@ -75,7 +77,7 @@ def test_quick_demo_on_the_bundled_data(tmp_path):
         (lambda d: ["--label-column", "nope"], "nope"),
         (lambda d: ["--label-column", "state", "--holdout", "mystery"], "mystery"),
         (lambda d: ["--label-column", "state", "--losses", "hinge2"], "hinge2"),
-        (lambda d: ["--label-column", "state", "--holdout", "ok,disk-full,cpu-hog"], "at least 2 classes"),
+        (lambda d: ["--label-column", "state", "--holdout", "ok,disk-full,cpu-hog"], "at least 2 must stay"),
         (lambda d: ["--label-column", "state", "--dim", "0"], "--dim 0 must be >= 1"),
         (lambda d: ["--label-column", "state", "--draws", "-1"], "--draws -1 must be >= 1"),
         (lambda d: ["--label-column", "state", "--test", str(d)], "is not a regular file"),

@@ -69,7 +69,15 @@ def test_bundle_version_and_corruption_are_refused(model, tmp_path):
         FaultModel.load(tmp_path / "m")
 
 
-def test_detect_streams_in_chunks_like_one_pass(model, kddi, tmp_path):
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Let detect take chunks smaller than its floor, to put chunk boundaries inside a test table."""
+    import lossless_triplet.detection as detection
+
+    monkeypatch.setattr(detection, "MIN_CHUNK_ROWS", 1)
+
+
+def test_detect_streams_in_chunks_like_one_pass(model, kddi, tmp_path, small_chunks):
     table = tmp_path / "eval.csv"
     pd.DataFrame(kddi[1].features[:1000], columns=kddi[1].feature_names).assign(extra="x").to_csv(table, index=False)
     assert detect_file(model, table, tmp_path / "a.csv", chunk_rows=1000, progress=False) == 1000
@@ -83,7 +91,7 @@ def test_detect_streams_in_chunks_like_one_pass(model, kddi, tmp_path):
     assert set(a["unknown"].astype(str).str.lower()) <= {"true", "false"}
 
 
-def test_detect_carries_ten_rows_across_chunks_for_a_baseline_view(kddi, tmp_path):
+def test_detect_carries_ten_rows_across_chunks_for_a_baseline_view(kddi, tmp_path, small_chunks):
     model = fit_fault_model(kddi[0], holdout=["node-down"], view="kpi-stats+link+baseline", config=TINY,
                             progress=False)
     table = tmp_path / "eval.csv"
@@ -203,7 +211,7 @@ def test_detect_names_the_missing_feature_column(model, kddi, tmp_path, capsys):
     assert "cpu_util/RR-01" in err and "rx-pps/IntGW-01+link-intgw-exgw-a-1" in err
 
 
-def test_detect_failure_leaves_no_partial_output(model, kddi, tmp_path):
+def test_detect_failure_leaves_no_partial_output(model, kddi, tmp_path, small_chunks):
     frame = pd.DataFrame(kddi[1].features[:10], columns=kddi[1].feature_names)
     frame["cpu_util/RR-01"] = frame["cpu_util/RR-01"].astype(object)
     frame.loc[7, "cpu_util/RR-01"] = "oops"
@@ -289,3 +297,15 @@ def test_class_count_errors_say_what_to_change():
         resolve_holdout(["normal"], [])
     with pytest.raises(ValueError, match="holding out 2 of 3 classes leaves 1 to train on.*hold out fewer"):
         resolve_holdout(["a", "b", "c"], ["a", "b"])
+
+
+def test_detect_takes_at_least_min_chunk_rows(model, kddi, tmp_path, monkeypatch):
+    import lossless_triplet.detection as detection
+
+    sizes = []
+    real = detection.iter_feature_table
+    monkeypatch.setattr(detection, "iter_feature_table", lambda *a: sizes.append(a[2]) or real(*a))
+    table = tmp_path / "eval.csv"
+    pd.DataFrame(kddi[1].features[:50], columns=kddi[1].feature_names).to_csv(table, index=False)
+    detect_file(model, table, tmp_path / "p.csv", chunk_rows=7, progress=False)
+    assert sizes == [detection.MIN_CHUNK_ROWS]

@@ -80,7 +80,10 @@ def test_retrieval_matches_brute_force(seed):
     codes, labels = random_clusters(seed)
     got = retrieval_metrics(codes, labels)
     want = brute_retrieval(codes, labels)
-    assert got.keys() == {"precision_at_1", "r_precision", "map_at_r"}
+    assert got.keys() == {"precision_at_1", "r_precision", "map_at_r", "precision_at_1_se", "r_precision_se",
+                          "map_at_r_se", "retrieval_method", "retrieval_queries"}
+    assert got["retrieval_method"] == "exact" and got["retrieval_queries"] == len(labels)
+    assert got["map_at_r_se"] == 0.0
     for key in want:
         assert got[key] == pytest.approx(want[key], abs=1e-12)
     # The data must not be trivially separable, or the comparison proves little.
@@ -89,12 +92,32 @@ def test_retrieval_matches_brute_force(seed):
 
 def test_retrieval_blocked_queries_match_brute_force(monkeypatch):
     # A tiny block forces every class to be queried in several chunks (one row each).
-    monkeypatch.setattr(metrics, "_NEIGHBOUR_BLOCK", 7)
+    monkeypatch.setattr(metrics, "_DISTANCE_BLOCK", 7)
     codes, labels = random_clusters(11, n=45, n_classes=3)
     got = retrieval_metrics(codes, labels)
     want = brute_retrieval(codes, labels)
     for key in want:
         assert got[key] == pytest.approx(want[key], abs=1e-12)
+
+
+def test_sampled_retrieval_is_an_unbiased_estimate_with_its_standard_error():
+    # 94 % of one class, as on real fault tables: a small work budget forces the stratified sample.
+    rng = np.random.default_rng(3)
+    labels = np.repeat([0, 1, 2, 3], [1880, 40, 50, 30])
+    codes = rng.normal(size=(labels.size, 4)) + labels[:, None] * 0.8
+    exact = retrieval_metrics(codes, labels)
+    assert exact["retrieval_method"] == "exact"
+    z = []
+    for seed in range(8):
+        got = retrieval_metrics(codes, labels, work=200 * labels.size, seed=seed)
+        assert got["retrieval_method"] == "sampled" and got["retrieval_queries"] < labels.size
+        for key in metrics.RETRIEVAL_KEYS:
+            assert got[f"{key}_se"] > 0
+            z.append((got[key] - exact[key]) / got[f"{key}_se"])
+    # Estimates scatter around the exact value by about their standard error.
+    assert np.abs(z).max() < 4.5 and 0.3 < np.std(z) < 2.0
+    # A class with fewer rows than the floor is queried in full.
+    assert retrieval_metrics(codes, labels, work=200 * labels.size)["retrieval_queries"] >= 30 * 3 + 30
 
 
 LINE_CODES = np.array([[0.0], [1.0], [3.0], [4.0], [10.0]])
@@ -131,7 +154,8 @@ def test_retrieval_perfect_clustering_is_one():
     labels = np.repeat([0, 1, 2], [5, 8, 3])
     codes = 10.0 * labels[:, None] + 0.01 * rng.random((labels.size, 4))
     got = retrieval_metrics(codes, labels)
-    assert got == {"precision_at_1": 1.0, "r_precision": 1.0, "map_at_r": 1.0}
+    assert {k: got[k] for k in metrics.RETRIEVAL_KEYS} == {"precision_at_1": 1.0, "r_precision": 1.0,
+                                                            "map_at_r": 1.0}
 
 
 def test_retrieval_excludes_self_by_index_not_by_distance():
@@ -140,7 +164,8 @@ def test_retrieval_excludes_self_by_index_not_by_distance():
     codes = np.array([[0.0, 0.0]] * 3 + [[1.0, 1.0]] * 2)
     labels = np.array([0, 0, 0, 1, 1])
     got = retrieval_metrics(codes, labels)
-    assert got == {"precision_at_1": 1.0, "r_precision": 1.0, "map_at_r": 1.0}
+    assert {k: got[k] for k in metrics.RETRIEVAL_KEYS} == {"precision_at_1": 1.0, "r_precision": 1.0,
+                                                            "map_at_r": 1.0}
 
 
 def test_retrieval_accepts_string_labels():

@@ -150,12 +150,10 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..bundle import FaultModel
-    from ..data import load_table
-    from ..detection import evaluate_model
+    from ..detection import evaluate_file
 
     model = FaultModel.load(args.model)
-    data = load_table(args.data, args.label_column)
-    document = evaluate_model(model, data)
+    document = evaluate_file(model, args.data, args.label_column, progress=not args.no_progress)
     text = json.dumps(document, indent=2)
     print(text)
     if args.out:
@@ -230,17 +228,20 @@ def register(sub) -> None:
     detect.add_argument("--data", type=Path, required=True, help="table with the model's feature columns")
     detect.add_argument("--out", type=Path, required=True, help="prediction CSV to write")
     detect.add_argument("--chunk-rows", type=int, default=65_536,
-                        help="rows read at a time (default 65536; bounds memory)")
+                        help="rows read at a time (default 65536, at least 1024: smaller chunks only add "
+                        "per-chunk cost; bounds memory)")
     detect.add_argument("--no-progress", action="store_true", help="hide the row counter")
     detect.set_defaults(handler=_cmd_detect)
 
     evaluate = sub.add_parser("evaluate", help="measure a model on a labelled table",
-                              description="Accuracy, macro-F1, unknown rate and AUROC, retrieval metrics.")
+                              description="Accuracy, macro-F1, unknown rate and AUROC, retrieval metrics (exact, or a stated "
+                              "estimate with its standard error on large tables); the table is streamed in chunks.")
     evaluate.add_argument("--model", type=Path, required=True, help="model directory")
     evaluate.add_argument("--data", type=Path, required=True, help="labelled table")
     evaluate.add_argument("--label-column", required=True, help="column holding the status")
     evaluate.add_argument("--out", type=Path, help="also write evaluation.json into this directory "
                           "(default: print only)")
+    evaluate.add_argument("--no-progress", action="store_true", help="hide the row counter")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     export = sub.add_parser("export-kddi", help="write a split of the bundled KDDI data as CSV",

@@ -12,7 +12,14 @@ Imports numpy and pandas only (no torch).
 
 from lossless_triplet.data.kddi import KDDI_CLASSES, KDDI_SPLITS, export_kddi_csv, load_kddi_nfv
 from lossless_triplet.data.preprocess import NotFittedError, Standardizer
-from lossless_triplet.data.tables import Dataset, iter_feature_table, load_table, read_feature_table, table_columns
+from lossless_triplet.data.tables import (
+    Dataset,
+    iter_feature_table,
+    iter_labelled_table,
+    load_table,
+    read_feature_table,
+    table_columns,
+)
 
 __all__ = [
     "KDDI_CLASSES",
@@ -25,5 +32,6 @@ __all__ = [
     "load_table",
     "read_feature_table",
     "iter_feature_table",
+    "iter_labelled_table",
     "table_columns",
 ]

@@ -319,7 +319,8 @@ def iter_feature_table(
 
     Memory is bounded by the chunk, not the file. Same formats, column check
     and cell rules as :func:`read_feature_table`; error messages give row
-    numbers in the whole file.
+    numbers in the whole file. A CSV is read row for row by one rule (strict CSV, see
+    ``_numeric_text_chunks``): one matrix row per data row, or an error naming the row.
 
     Args:
         path: CSV, TSV (optionally .gz) or Parquet file.
@@ -332,25 +333,60 @@ def iter_feature_table(
     Raises:
         FileNotFoundError, ValueError: as :func:`read_feature_table`.
     """
-    path = Path(path)
-    feature_names = [str(n) for n in feature_names]
+    for matrix, _ in _table_chunks(Path(path), [str(n) for n in feature_names], chunk_rows, None):
+        yield matrix
+
+
+def iter_labelled_table(
+    path: str | Path, feature_names: Sequence[str], label_column: str, chunk_rows: int = 65_536
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Read features and labels of a table chunk by chunk (as :func:`iter_feature_table`).
+
+    Yields:
+        ``(features, labels)``: float32 (rows, len(feature_names)) and the label cells as str (rows,).
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`iter_feature_table`; the label column missing (the
+            message lists the columns), a label cell missing (its data row named).
+    """
+    label_column = str(label_column)
+    features = [str(n) for n in feature_names]
+    if label_column in features:
+        raise ValueError(f"label column {label_column!r} is also a feature column; a feature must not hold the label")
+    yield from _table_chunks(Path(path), features, chunk_rows, label_column)
+
+
+def _table_chunks(path: Path, feature_names: list[str], chunk_rows: int, label_column: str | None
+                  ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows={chunk_rows} must be >= 1")
     _require_file(path)
     suffixes = [s.lower() for s in path.suffixes]
     parquet = bool(suffixes) and suffixes[-1] in PARQUET_SUFFIXES
+    if label_column is not None:
+        names = table_columns(path)
+        _require_columns(pd.DataFrame(columns=names), [label_column], path, what="label column")
     if parquet:
-        chunks = _parquet_chunks(path, feature_names, chunk_rows)
+        chunks = _parquet_chunks(path, feature_names, chunk_rows, label_column)
     else:
         _, names = _text_layout(path, suffixes)
         _require_columns(pd.DataFrame(columns=names), feature_names, path, what="feature column")
-        chunks = _numeric_text_chunks(path, suffixes, feature_names, chunk_rows)
+        chunks = _numeric_text_chunks(path, suffixes, feature_names, chunk_rows, label_column)
     first_row = 0
-    for matrix in chunks:
-        yield matrix
+    for matrix, labels in chunks:
+        yield matrix, labels
         first_row += len(matrix)
     if first_row == 0:
         raise ValueError(f"{path} has {'no' if parquet else 'a header but no'} data rows")
+
+
+def _label_cells(column, label_column: str, path: Path, first_row: int) -> np.ndarray:
+    """The label cells of an Arrow column as str; a missing one is an error naming its data row."""
+    if column.null_count:
+        row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
+        raise ValueError(f"{path}: the label column {label_column!r} is empty in data row {first_row + row + 1} "
+                         "(1-based, header not counted); every row of an evaluated table needs its status")
+    return np.asarray(column.cast("string").to_numpy(zero_copy_only=False), dtype=str)
 
 
 # Bytes of text Arrow's streaming CSV reader parses per block (tests lower it to put block
@@ -383,8 +419,8 @@ class _QuoteCounter:
 
 
 def _numeric_text_chunks(
-    path: Path, suffixes: list[str], feature_names: list[str], chunk_rows: int
-) -> Iterator[np.ndarray]:
+    path: Path, suffixes: list[str], feature_names: list[str], chunk_rows: int, label_column: str | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """Float32 matrices of a CSV/TSV file, row for row, by one rule wherever blocks fall.
 
     The rule is Python's ``csv`` module in strict mode (RFC 4180: a quoted value may hold
@@ -408,8 +444,10 @@ def _numeric_text_chunks(
 
     sep, names = _text_layout(path, suffixes)
     parse = pcsv.ParseOptions(delimiter=sep, newlines_in_values=True)
-    convert = pcsv.ConvertOptions(column_types=dict.fromkeys(feature_names, pa.float64()),
-                                  include_columns=feature_names, null_values=_NA_VALUES)
+    types = dict.fromkeys(feature_names, pa.float64()) | ({label_column: pa.string()} if label_column else {})
+    read_columns = feature_names + ([label_column] if label_column else [])
+    convert = pcsv.ConvertOptions(column_types=types, include_columns=read_columns, null_values=_NA_VALUES,
+                                  strings_can_be_null=True)
     done, block = 0, _TEXT_BLOCK_BYTES
     while True:  # once, unless a row (or the header) is longer than a block: then again with larger blocks
         with _open_binary(path) as handle:
@@ -417,14 +455,16 @@ def _numeric_text_chunks(
             try:
                 reader = pcsv.open_csv(source, read_options=pcsv.ReadOptions(block_size=block),
                                        parse_options=parse, convert_options=convert)
-                if reader.schema.names != feature_names:  # Arrow read the header itself: it must agree
+                if reader.schema.names != read_columns:  # Arrow read the header itself: it must agree
                     raise ValueError(f"{path}: the header could not be read consistently; check its quoting")
                 for batch in reader:
                     skip = min(max(done - seen, 0), batch.num_rows)  # rows a previous attempt yielded
                     seen += batch.num_rows
                     for offset in range(skip, batch.num_rows, chunk_rows):
                         piece = batch.slice(offset, chunk_rows)
-                        yield _arrow_matrix(piece, feature_names, path, done)
+                        labels = (_label_cells(piece.column(label_column), label_column, path, done)
+                                  if label_column else None)
+                        yield _arrow_matrix(piece, feature_names, path, done), labels
                         done += piece.num_rows
                 break
             except pa.ArrowInvalid as error:
@@ -538,7 +578,8 @@ def _damaged(path: Path, error: Exception) -> ValueError:
                       "compress it again or give the uncompressed table")
 
 
-def _parquet_chunks(path: Path, feature_names: list[str], chunk_rows: int) -> Iterator[np.ndarray]:
+def _parquet_chunks(path: Path, feature_names: list[str], chunk_rows: int, label_column: str | None = None
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -550,8 +591,10 @@ def _parquet_chunks(path: Path, feature_names: list[str], chunk_rows: int) -> It
             raise ValueError(f"{path}: repeated column name(s) {repeated}; make the column names unique")
         _require_columns(pd.DataFrame(columns=names), feature_names, path, what="feature column")
         first_row = 0
-        for batch in handle.iter_batches(batch_size=chunk_rows, columns=feature_names):
-            yield _arrow_matrix(batch, feature_names, path, first_row)
+        columns = feature_names + ([label_column] if label_column else [])
+        for batch in handle.iter_batches(batch_size=chunk_rows, columns=columns):
+            labels = _label_cells(batch.column(label_column), label_column, path, first_row) if label_column else None
+            yield _arrow_matrix(batch, feature_names, path, first_row), labels
             first_row += batch.num_rows
     except (pa.ArrowException, OSError) as error:
         if isinstance(error, FileNotFoundError):
