@@ -100,6 +100,18 @@ def test_retrieval_blocked_queries_match_brute_force(monkeypatch):
         assert got[key] == pytest.approx(want[key], abs=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_retrieval_of_a_majority_class_matches_brute_force(seed):
+    # One class holds most rows: its ranks are counted from the few other rows (the other
+    # branch of the binary search), and must still equal brute force.
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([0, 1, 2], [60, 6, 4])
+    codes = rng.normal(size=(labels.size, 3)) + labels[:, None] * 0.7
+    got, want = retrieval_metrics(codes, labels), brute_retrieval(codes, labels)
+    for key in want:
+        assert got[key] == pytest.approx(want[key], abs=1e-12)
+
+
 def test_sampled_retrieval_is_an_unbiased_estimate_with_its_standard_error():
     # 94 % of one class, as on real fault tables: a small work budget forces the stratified sample.
     rng = np.random.default_rng(3)

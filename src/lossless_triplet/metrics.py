@@ -173,6 +173,25 @@ def retrieval_metrics(codes, labels, *, work: int = RETRIEVAL_WORK, seed: int = 
     return out | {"retrieval_method": "exact" if exact else "sampled", "retrieval_queries": int(taken)}
 
 
+def _nearer_others(near: np.ndarray, far: np.ndarray) -> np.ndarray:
+    """(rows, R) int: per row, how many of ``far`` lie strictly below each of ``near`` (both sorted
+    per row). One binary search over all rows at once (row i shifted by i * span keeps the
+    flattened rows sorted), in the cheaper direction: the R same-class values among the m
+    others when R <= m, else the m others among the R (then counted per position)."""
+    rows, r = near.shape
+    m = far.shape[1]
+    span = float(max(near.max(initial=0.0), far.max(initial=0.0))) + 1.0
+    shift = (np.arange(rows) * span)[:, None]
+    if r <= m:
+        before = np.searchsorted((far + shift).ravel(), (near + shift).ravel(), side="left")
+        return before.reshape(rows, r) - (np.arange(rows) * m)[:, None]
+    # #near <= far_j for each other code, then before_k = #{j: that count < k}
+    at = np.searchsorted((near + shift).ravel(), (far + shift).ravel(), side="right").reshape(rows, m)
+    at -= (np.arange(rows) * r)[:, None]
+    counts = np.bincount((at + (np.arange(rows) * (r + 1))[:, None]).ravel(), minlength=rows * (r + 1))
+    return np.cumsum(counts.reshape(rows, r + 1), axis=1)[:, :r]
+
+
 def _class_retrieval(codes: np.ndarray, square: np.ndarray, inverse: np.ndarray, c: int,
                      queries: np.ndarray) -> np.ndarray:
     """(len(queries), 3) P@1, R-precision and AP@R of queries of class ``c`` ranked against every row."""
@@ -189,12 +208,7 @@ def _class_retrieval(codes: np.ndarray, square: np.ndarray, inverse: np.ndarray,
         d[np.arange(q.size), q] = np.inf  # the query itself: ranked last, then dropped
         near = np.sort(d[:, same], axis=1)[:, :r]  # (rows, R) same-class distances, self (inf) dropped
         far = np.sort(d[:, ~same], axis=1)  # (rows, m)
-        # Other-class codes strictly nearer than each same-class one, one binary search over all rows:
-        # shift row i's values by i * span so the flattened rows stay sorted.
-        span = float(max(near.max(initial=0.0), far.max(initial=0.0))) + 1.0
-        shift = (np.arange(q.size) * span)[:, None]
-        before = np.searchsorted((far + shift).ravel(), (near + shift).ravel(), side="left")
-        before = before.reshape(near.shape) - (np.arange(q.size) * far.shape[1])[:, None]
+        before = _nearer_others(near, far)
         position = ranks + before  # 1-based rank of the k-th nearest same-class code
         inside = position <= r
         out[start:start + q.size, 0] = position[:, 0] == 1

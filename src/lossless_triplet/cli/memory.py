@@ -142,6 +142,17 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     from ..detection import detect_file
 
     require_positive(args, "chunk_rows")
+    if args.engine == "spark":
+        if not (args.source_column and args.time_column):
+            raise ValueError("--engine spark needs --source-column and --time-column: rows are identified per "
+                             "source in time order")
+        from ..spark import detect_parquet, spark_session
+
+        n = detect_parquet(args.model, args.data, args.out, source_column=args.source_column,
+                           time_column=args.time_column, spark=spark_session(args.master),
+                           chunk_rows=args.chunk_rows)
+        print(f"identified {n} rows; wrote {args.out}")
+        return 0
     model = FaultModel.load(args.model)
     n = detect_file(model, args.data, args.out, chunk_rows=args.chunk_rows, progress=not args.no_progress)
     print(f"wrote {n} predictions to {args.out}")
@@ -226,7 +237,15 @@ def register(sub) -> None:
                             "known status or unknown), nearest, distance, unknown, unknown_score.")
     detect.add_argument("--model", type=Path, required=True, help="model directory")
     detect.add_argument("--data", type=Path, required=True, help="table with the model's feature columns")
-    detect.add_argument("--out", type=Path, required=True, help="prediction CSV to write")
+    detect.add_argument("--out", type=Path, required=True,
+                        help="prediction CSV to write (--engine spark: a new Parquet directory)")
+    detect.add_argument("--engine", choices=("local", "spark"), default="local",
+                        help="local (default: this process) or spark (--data is a Parquet directory; rows are "
+                        "identified per --source-column in --time-column order on Apache Spark; needs the spark "
+                        "extra and Java 17)")
+    detect.add_argument("--source-column", help="--engine spark: the column naming each row's network / element")
+    detect.add_argument("--time-column", help="--engine spark: the column ordering each source's rows")
+    detect.add_argument("--master", help="--engine spark: Spark master URL (default: spark-submit's, else local[*])")
     detect.add_argument("--chunk-rows", type=int, default=65_536,
                         help="rows read at a time (default 65536, at least 1024: smaller chunks only add "
                         "per-chunk cost; bounds memory)")
