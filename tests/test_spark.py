@@ -57,7 +57,7 @@ def archive(tmp_path_factory):
     for k, source in enumerate(["rr-01", "rr-02", "tr-07"]):
         data = synthetic(70, 10 + k)
         frame = pd.DataFrame(data.features, columns=NAMES)
-        frame["element"] = source
+        frame["source"] = source
         frame["minute"] = pd.date_range("2026-01-01", periods=70, freq="min") + pd.Timedelta(minutes=k)
         parts.append(frame)
     frame = pd.concat(parts).sample(frac=1.0, random_state=0).reset_index(drop=True)
@@ -72,23 +72,25 @@ def archive(tmp_path_factory):
 def test_spark_equals_detect_row_for_row(spark, model_dir, archive, tmp_path):
     folder, frame = archive
     out = tmp_path / "out"
-    assert detect_parquet(model_dir, folder, out, source_column="element", time_column="minute", spark=spark) == 210
-    got = pd.read_parquet(out).sort_values(["element", "minute"]).reset_index(drop=True)
+    assert detect_parquet(model_dir, folder, out, source_column="source", time_column="minute", spark=spark) == 210
+    got = pd.read_parquet(out).sort_values(["source", "minute"]).reset_index(drop=True)
     assert list(got.columns) == ["row", "status", "nearest", "distance", "unknown", "unknown_score", "element",
-                                 "minute"]
+                                 "evidence", "source", "minute"]
     from lossless_triplet.bundle import FaultModel
 
     model = FaultModel.load(model_dir)
-    for source, rows in frame.sort_values("minute").groupby("element"):
+    for source, rows in frame.sort_values("minute").groupby("source"):
         table = tmp_path / f"{source}.parquet"
         rows[NAMES].to_parquet(table, index=False)
         detect_file(model, table, tmp_path / f"{source}.csv", progress=False)
         want = pd.read_csv(tmp_path / f"{source}.csv")
-        mine = got[got["element"] == source].reset_index(drop=True)
+        mine = got[got["source"] == source].reset_index(drop=True)
         assert mine["row"].tolist() == want["row"].tolist()
         assert mine["status"].tolist() == want["status"].tolist()
         assert mine["nearest"].tolist() == want["nearest"].tolist()
         assert mine["unknown"].tolist() == want["unknown"].tolist()
+        assert mine["element"].tolist() == want["element"].fillna("").tolist()
+        assert mine["evidence"].tolist() == want["evidence"].fillna("").tolist()
         np.testing.assert_allclose(mine["distance"], want["distance"], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(mine["unknown_score"], want["unknown_score"], rtol=1e-5, atol=1e-6)
 
@@ -97,21 +99,24 @@ def test_bad_input_gets_a_clear_error(spark, model_dir, archive, tmp_path):
     folder, frame = archive
     with pytest.raises(ValueError, match=r"lacks the model's feature column\(s\) 'rx/node-2'"):
         detect_dataframe(spark.createDataFrame(frame.drop(columns=["rx/node-2"])), model_dir,
-                         source_column="element", time_column="minute")
+                         source_column="source", time_column="minute")
+    with pytest.raises(ValueError, match="source column 'status' is also an output column"):
+        detect_dataframe(spark.createDataFrame(frame.rename(columns={"source": "status"})), model_dir,
+                         source_column="status", time_column="minute")
     with pytest.raises(ValueError, match=r"no column\(s\) \['site'\]"):
         detect_dataframe(spark.createDataFrame(frame), model_dir, source_column="site", time_column="minute")
-    for column in ("element", "minute"):
+    for column in ("source", "minute"):
         nulls = frame.copy()
         nulls[column] = nulls[column].astype(object)
         nulls.loc[5, column] = None
         nulls.to_parquet(tmp_path / f"null-{column}.parquet", index=False)  # Parquet keeps the null a null
         with pytest.raises(ValueError, match=f"a row has no {column}"):
-            detect_parquet(model_dir, tmp_path / f"null-{column}.parquet", tmp_path / "o", source_column="element",
+            detect_parquet(model_dir, tmp_path / f"null-{column}.parquet", tmp_path / "o", source_column="source",
                            time_column="minute", spark=spark)
     twice = pd.concat([frame, frame.iloc[[3]]])
     twice.to_parquet(tmp_path / "twice.parquet", index=False)
-    with pytest.raises(ValueError, match=rf"source '{frame.loc[3, 'element']}' has two rows at minute="):
-        detect_parquet(model_dir, tmp_path / "twice.parquet", tmp_path / "o", source_column="element",
+    with pytest.raises(ValueError, match=rf"source '{frame.loc[3, 'source']}' has two rows at minute="):
+        detect_parquet(model_dir, tmp_path / "twice.parquet", tmp_path / "o", source_column="source",
                        time_column="minute", spark=spark)
 
 
@@ -119,7 +124,7 @@ def test_the_cli_engine(spark, model_dir, archive, tmp_path, capsys):
     folder, _ = archive
     out = tmp_path / "cli"
     assert main(["detect", "--engine", "spark", "--model", str(model_dir), "--data", str(folder), "--source-column",
-                 "element", "--time-column", "minute", "--out", str(out)]) == 0
+                 "source", "--time-column", "minute", "--out", str(out)]) == 0
     assert len(pd.read_parquet(out)) == 210 and "identified 210 rows" in capsys.readouterr().out
     assert main(["detect", "--engine", "spark", "--model", str(model_dir), "--data", str(folder), "--out",
                  str(tmp_path / "x")]) == 2

@@ -30,6 +30,7 @@ import numpy as np
 
 from .data import Dataset, Standardizer
 from .data.views import FeatureView
+from .explain import Explainer
 from .memory import FaultMemory
 from .selection import Representation, choose, prepare_features
 
@@ -102,6 +103,8 @@ class FaultModel:
             vectors of :attr:`representation`.
         info: JSON-safe description (loss, class names, training config, holdout, selection).
         representation: what the memory compares (default: the code alone).
+        explainer: the :class:`~lossless_triplet.explain.Explainer` that names the element and the
+            most deviant KPIs of each row (None: a bundle saved without one; no evidence then).
     """
 
     view: FeatureView
@@ -110,11 +113,27 @@ class FaultModel:
     memory: FaultMemory
     info: dict = field(default_factory=dict)
     representation: Representation = field(default_factory=Representation)
+    explainer: Explainer | None = None
 
     @property
     def feature_names(self) -> tuple[str, ...]:
         """Raw input columns the model needs, in order."""
         return self.view.feature_names_in_
+
+    @property
+    def history_rows(self) -> int:
+        """Rows before a chunk that the view or the explainer look back at (carry them across chunks)."""
+        return max(self.view.history_rows, self.explainer.history_rows if self.explainer is not None else 0)
+
+    def recent_rows(self, *parts: np.ndarray | None) -> np.ndarray:
+        """The last :attr:`history_rows` raw rows of ``parts`` in order (``previous`` for the next chunk).
+
+        Shape: each part None or (n, F); output float32 (k, F), oldest first."""
+        width, keep = len(self.feature_names), self.history_rows
+        tails = [part[len(part) - min(len(part), keep):] for part in
+                 (np.asarray(p, dtype=np.float32).reshape(-1, width) for p in parts if p is not None)]
+        rows = np.concatenate(tails) if tails else np.zeros((0, width), dtype=np.float32)
+        return rows[len(rows) - min(len(rows), keep):]
 
     def features(self, raw: np.ndarray, previous: np.ndarray | None = None, *, pool: Executor | None = None
                  ) -> np.ndarray:
@@ -162,6 +181,18 @@ class FaultModel:
         """Status of raw rows (``previous`` and ``pool`` as in :meth:`features`): see
         :meth:`lossless_triplet.memory.FaultMemory.identify`."""
         return self.memory.identify(self.represent(raw, previous, pool=pool))
+
+    def explain(self, raw: np.ndarray, previous: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Element and evidence of raw rows (``previous`` as in :meth:`features`): see
+        :meth:`lossless_triplet.explain.Explainer.explain`; also ``evidence`` (n,) str, the compact
+        text ``column:+9.1;column:missing``. Without an explainer every row gets "" for both.
+
+        Shape: raw (n, F) float, NaN = missing."""
+        if self.explainer is None:
+            empty = np.full(len(raw), "", dtype=str)
+            return {"element": empty, "evidence": empty}
+        explained = self.explainer.explain(raw, previous=previous)
+        return explained | {"evidence": self.explainer.evidence_text(explained)}
 
     def add_fault(self, name: str, raw: np.ndarray, *, examples: np.ndarray | None = None) -> None:
         """Create or extend the signature ``name`` from raw rows (one is enough).
@@ -211,6 +242,7 @@ class FaultModel:
             "scaler": self.scaler.to_dict(),
             "encoder": self.encoder.config(),
             "representation": self.representation.to_dict(),
+            **({"explainer": self.explainer.to_dict()} if self.explainer is not None else {}),
             **self.info,
         }
         try:
@@ -272,13 +304,15 @@ class FaultModel:
             view = FeatureView.from_dict(document["view"])
             scaler = Standardizer.from_dict(document["scaler"])
             representation = Representation.from_dict(document.get("representation"))
+            explainer = Explainer.from_dict(document["explainer"]) if "explainer" in document else None
         except (KeyError, RuntimeError, OSError, TypeError) as error:
             raise ValueError(f"{directory} is a corrupt model bundle: {error}") from None
         encoder.eval()
         memory = FaultMemory.from_state(meta, arrays)
-        skip = {"format", "format_version", "feature_names", "view", "scaler", "encoder", "representation"}
+        skip = {"format", "format_version", "feature_names", "view", "scaler", "encoder", "representation", "explainer"}
         info = {k: v for k, v in document.items() if k not in skip}
-        return cls(view=view, scaler=scaler, encoder=encoder, memory=memory, info=info, representation=representation)
+        return cls(view=view, scaler=scaler, encoder=encoder, memory=memory, info=info, representation=representation,
+                   explainer=explainer)
 
 
 def fit_fault_model(
@@ -360,15 +394,28 @@ def fit_fault_model(
                             checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
     if trained.health is not None and trained.health.collapsed:
         raise ValueError(trained.health.message(config.learning_rate))
+    normal = normal_status(data.class_names, data.labels[known])
     model = FaultModel(view=prepared.view, scaler=prepared.scaler, encoder=trained.model,
                        memory=memory or FaultMemory(), representation=selection.representation.fit(
-                           prepared.x_known, prepared.view.invariant_features_))
+                           prepared.x_known, prepared.view.invariant_features_),
+                       explainer=Explainer.fit(data.features[data.labels == data.class_names.index(normal)],
+                                               data.feature_names, normal_status=normal, time_ordered=time_ordered))
     model.memory.fit(model.represent_features(prepared.x_known), labels, data.class_names)
     model.info = {"loss": loss, "class_names": list(data.class_names), "holdout": list(holdout),
                   "time_ordered": time_ordered, "selection": selection.to_dict(),
                   "train_config": config.to_dict(), "history": trained.history, "n_train_rows": int(known.sum()),
                   "code_health": trained.health.to_dict() if trained.health is not None else None}
     return model
+
+
+def normal_status(class_names: Sequence[str], labels: np.ndarray) -> str:
+    """The status meaning "no fault": ``normal`` (any case) when a class has that name, else the
+    largest class among ``labels`` (on fault tables, the normal traffic)."""
+    for name in class_names:
+        if str(name).strip().casefold() == "normal":
+            return str(name)
+    values, counts = np.unique(labels, return_counts=True)
+    return str(class_names[int(values[counts.argmax()])])
 
 
 def _example_rows(examples, n_rows: int) -> np.ndarray:

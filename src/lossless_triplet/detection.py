@@ -22,7 +22,7 @@ from .models import encode
 
 __all__ = ["PREDICTION_COLUMNS", "detect_file", "evaluate_file", "evaluate_model"]
 
-PREDICTION_COLUMNS = ("row", "status", "nearest", "distance", "unknown", "unknown_score")
+PREDICTION_COLUMNS = ("row", "status", "nearest", "distance", "unknown", "unknown_score", "element", "evidence")
 MIN_CHUNK_ROWS = 1024  # detect's smallest chunk: below it the per-chunk costs dominate
 
 
@@ -39,7 +39,9 @@ def detect_file(
     Output columns: ``row`` (0-based input row), ``status`` (a known status or
     ``unknown``), ``nearest`` (nearest signature), ``distance`` (Euclidean, in
     code space, to the nearest; float32 shortest form), ``unknown``
-    (``true``/``false``), ``unknown_score`` (distance / radius, > 1 means unknown).
+    (``true``/``false``), ``unknown_score`` (distance / radius, > 1 means unknown),
+    ``element`` (the network element most implicated) and ``evidence`` (the most deviant
+    columns, ``column:+9.1;column:missing``): see :mod:`lossless_triplet.explain`.
 
     Tables are parsed by Arrow on all cores; predictions are written by Arrow's CSV writer.
 
@@ -78,8 +80,8 @@ def detect_file(
         with partial.open("wb") as handle, ThreadPoolExecutor(1, thread_name_prefix="detect-view") as pool:
             handle.write((",".join(PREDICTION_COLUMNS) + "\n").encode())
             for raw in iter_feature_table(table, model.feature_names, max(chunk_rows, MIN_CHUNK_ROWS)):
-                result = model.identify(raw, previous=history, pool=pool)
-                history = model.view.recent_rows(history, raw)
+                result = model.identify(raw, previous=history, pool=pool) | model.explain(raw, previous=history)
+                history = model.recent_rows(history, raw)
                 pcsv.write_csv(_prediction_table(result, written), handle,
                                pcsv.WriteOptions(include_header=False))
                 written += len(raw)
@@ -104,6 +106,8 @@ def _prediction_table(result: dict[str, np.ndarray], first_row: int):
         "distance": pa.array(result["distance"].astype(np.float32)),
         "unknown": pa.array(result["unknown"]),
         "unknown_score": pa.array(result["unknown_score"].astype(np.float32)),
+        "element": pa.array(result["element"], pa.string()),
+        "evidence": pa.array(result["evidence"], pa.string()),
     })
 
 
@@ -125,7 +129,7 @@ def evaluate_model(model: FaultModel, data: Dataset, *, retrieval: bool = True) 
 
 
 def evaluate_file(model: FaultModel, table: str | Path, label_column: str, *, chunk_rows: int = 65_536,
-                  retrieval: bool = True, progress: bool = False) -> dict:
+                  retrieval: bool = True, truth_column: str | None = None, progress: bool = False) -> dict:
     """Measure a fault model on a labelled table, streamed in chunks like :func:`detect_file`.
 
     A row counts as correct when its ``status`` equals its label, where labels
@@ -140,7 +144,10 @@ def evaluate_file(model: FaultModel, table: str | Path, label_column: str, *, ch
         scored by ``unknown_score``; None when one side is empty), the retrieval
         metrics of the codes (P@1, R-precision, MAP@R, with their method, number of queries and
         standard errors: :func:`~lossless_triplet.metrics.retrieval_metrics`; when ``retrieval``),
-        and per-status counts.
+        and per-status counts. With ``truth_column`` (a column naming the target element of each
+        fault row, empty elsewhere) also ``explanation``: per true status, over its rows with a
+        target, the ``hit_rate`` (the target is in the row's ``element`` or in the name of one of its
+        evidence columns) and ``rows``.
 
     Raises:
         ValueError: a missing feature or label column, a bad cell or a missing label (each named).
@@ -151,14 +158,16 @@ def evaluate_file(model: FaultModel, table: str | Path, label_column: str, *, ch
         from tqdm.auto import tqdm
 
         bar = tqdm(unit="rows", unit_scale=True, desc="evaluate")
-    statuses, scores, unknown, codes, labels = [], [], [], [], []
+    statuses, scores, unknown, codes, labels, hits = [], [], [], [], [], []
     history = None
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="evaluate-view") as pool:
-            for raw, cells in iter_labelled_table(table, model.feature_names, label_column,
-                                                  max(chunk_rows, MIN_CHUNK_ROWS)):
+            for raw, cells, truth in iter_labelled_table(table, model.feature_names, label_column,
+                                                         max(chunk_rows, MIN_CHUNK_ROWS), truth_column=truth_column):
                 x = model.features(raw, previous=history, pool=pool)
-                history = model.view.recent_rows(history, raw)
+                if truth is not None:
+                    hits.append(_explanation_hits(model, raw, history, truth))
+                history = model.recent_rows(history, raw)
                 chunk_codes = encode(model.encoder, x)
                 result = model.memory.identify(model.representation.combine(chunk_codes, x))
                 statuses.append(result["status"])
@@ -173,7 +182,29 @@ def evaluate_file(model: FaultModel, table: str | Path, label_column: str, *, ch
             bar.close()
     result = {"status": np.concatenate(statuses), "unknown_score": np.concatenate(scores),
               "unknown": np.concatenate(unknown)}
-    return _evaluation(model, result, np.concatenate(labels), np.concatenate(codes), retrieval)
+    names = np.concatenate(labels)
+    document = _evaluation(model, result, names, np.concatenate(codes), retrieval)
+    if truth_column is not None:
+        hit = np.concatenate(hits)  # 1 hit, 0 miss, -1 no target
+        document["explanation"] = {
+            str(status): {"hit_rate": float(np.mean(hit[(names == status) & (hit >= 0)])),
+                          "rows": int(((names == status) & (hit >= 0)).sum())}
+            for status in np.unique(names[hit >= 0])}
+    return document
+
+
+def _explanation_hits(model: FaultModel, raw: np.ndarray, history, truth: np.ndarray) -> np.ndarray:
+    """(n,) int8: 1 when the row's target element (``truth``) is named by its element or one of its
+    evidence columns, 0 when not, -1 for rows without a target."""
+    explained = model.explain(raw, previous=history)
+    names = np.array(model.feature_names, dtype=object)
+    out = np.full(len(raw), -1, dtype=np.int8)
+    for i, target in enumerate(truth.tolist()):
+        if target:
+            named = [explained["element"][i]] if model.explainer is None else [
+                explained["element"][i], *names[explained["evidence_columns"][i]]]
+            out[i] = any(target in text for text in named)
+    return out
 
 
 def _evaluation(model: FaultModel, result: dict, names: np.ndarray, codes: np.ndarray, retrieval: bool) -> dict:

@@ -454,7 +454,9 @@ def identify_many(model: FaultModel, memory, raws: Sequence[np.ndarray], *,
     (see :meth:`~lossless_triplet.bundle.FaultModel.features`).
 
     Shape: raws: k arrays (n_i, F) float32, NaN = missing. Returns k dicts of (n_i,) arrays
-    (the keys of :meth:`~lossless_triplet.memory.FaultMemory.identify`).
+    (the keys of :meth:`~lossless_triplet.memory.FaultMemory.identify`, plus ``element``) and
+    ``evidence`` (n_i lists of ``{"column", "deviation", "missing"}``, most deviant first; each
+    block explained on its own like its features, see :mod:`lossless_triplet.explain`).
 
     Raises:
         ValueError: as :meth:`FaultMemory.identify` (e.g. an empty memory).
@@ -462,7 +464,23 @@ def identify_many(model: FaultModel, memory, raws: Sequence[np.ndarray], *,
     sizes = [len(raw) for raw in raws]
     result = memory.identify(model.represent_features(_stacked_features(model, raws, pool)))
     bounds = np.cumsum([0, *sizes])
-    return [{key: value[a:b] for key, value in result.items()} for a, b in zip(bounds[:-1], bounds[1:])]
+    return [{key: value[a:b] for key, value in result.items()} | _evidence(model, raw)
+            for raw, a, b in zip(raws, bounds[:-1], bounds[1:])]
+
+
+def _evidence(model: FaultModel, raw: np.ndarray) -> dict:
+    """``element`` (n,) str and ``evidence`` (n lists of {column, deviation, missing}) of one block, on
+    its own like its features (:meth:`FaultModel.explain`)."""
+    if model.explainer is None:
+        return {"element": np.full(len(raw), "", dtype=str), "evidence": [[] for _ in range(len(raw))]}
+    explained = model.explainer.explain(raw)
+    names = model.explainer.view.feature_names_in_
+    evidence = [[{"column": names[j], "deviation": None if gone else round(float(v), 2), "missing": bool(gone)}
+                 for j, v, gone in zip(columns, values, missing) if v != 0.0]
+                for columns, values, missing in zip(explained["evidence_columns"].tolist(),
+                                                    explained["evidence_values"].tolist(),
+                                                    explained["evidence_missing"].tolist())]
+    return {"element": explained["element"], "evidence": evidence}
 
 
 def _stacked_features(model: FaultModel, raws: Sequence[np.ndarray], pool: Executor | None) -> np.ndarray:
@@ -780,6 +798,7 @@ class FaultService:
         return {"event": "status_change", "id": str(uuid.uuid4()), "kind": kind, "source": source,
                 "previous": previous, "status": status, "nearest": str(result["nearest"][i]),
                 "distance": _finite(result["distance"][i]), "unknown_score": _finite(result["unknown_score"][i]),
+                "element": str(result["element"][i]), "evidence": result["evidence"][i],
                 "timestamp": None if timestamps is None else timestamps[i],
                 "observed_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
 
@@ -858,9 +877,11 @@ def _result_rows(result: dict[str, np.ndarray], sources: list | None) -> list[di
     distance, score = result["distance"].tolist(), result["unknown_score"].tolist()
     if not (np.isfinite(result["distance"]).all() and np.isfinite(result["unknown_score"]).all()):
         distance, score = [_finite(v) for v in distance], [_finite(v) for v in score]
-    rows = [{"status": s, "nearest": n, "distance": d, "unknown": u, "unknown_score": c}
-            for s, n, d, u, c in zip(result["status"].tolist(), result["nearest"].tolist(), distance,
-                                     result["unknown"].tolist(), score)]
+    rows = [{"status": s, "nearest": n, "distance": d, "unknown": u, "unknown_score": c, "element": e,
+             "evidence": v}
+            for s, n, d, u, c, e, v in zip(result["status"].tolist(), result["nearest"].tolist(), distance,
+                                           result["unknown"].tolist(), score, result["element"].tolist(),
+                                           result["evidence"])]
     if sources is not None:
         for row, source in zip(rows, sources):
             row["source"] = source

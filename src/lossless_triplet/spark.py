@@ -39,6 +39,7 @@ import numpy as np
 __all__ = ["detect_dataframe", "detect_parquet", "spark_session", "main"]
 
 CHUNK_ROWS = 65_536
+OUTPUT_COLUMNS = ("row", "status", "nearest", "distance", "unknown", "unknown_score", "element", "evidence")
 _MARK = "lossless-triplet:"  # prefixes errors raised in tasks, to find them in Spark's wrapped exception
 _MODELS: dict[str, object] = {}  # per Python worker: bundle path -> loaded FaultModel
 
@@ -74,12 +75,17 @@ def _output_schema(frame, source_column: str, time_column: str):
     return StructType([StructField("row", LongType()), StructField("status", StringType()),
                        StructField("nearest", StringType()), StructField("distance", FloatType()),
                        StructField("unknown", BooleanType()), StructField("unknown_score", FloatType()),
+                       StructField("element", StringType()), StructField("evidence", StringType()),
                        StructField(source_column, types[source_column]), StructField(time_column, types[time_column])])
 
 
 def _check_input(frame, feature_names, source_column: str, time_column: str) -> None:
     from pyspark.sql import functions as F
 
+    for kind, name in (("source", source_column), ("time", time_column)):
+        if name in OUTPUT_COLUMNS:
+            raise ValueError(f"the {kind} column {name!r} is also an output column of detect "
+                             f"({', '.join(OUTPUT_COLUMNS)}); rename it in the data")
     columns = set(frame.columns)
     missing = [c for c in (source_column, time_column) if c not in columns]
     if missing:
@@ -115,14 +121,15 @@ def _identify_group(model_file: str, feature_names: list[str], source_column: st
         parts, history = [], None
         for start in range(0, len(raw), chunk_rows):
             chunk = raw[start:start + chunk_rows]
-            result = model.identify(chunk, previous=history)
-            history = model.view.recent_rows(history, chunk)
+            result = model.identify(chunk, previous=history) | model.explain(chunk, previous=history)
+            history = model.recent_rows(history, chunk)
             parts.append(pd.DataFrame({"status": result["status"], "nearest": result["nearest"],
                                        "distance": result["distance"].astype(np.float32),
                                        "unknown": result["unknown"],
-                                       "unknown_score": result["unknown_score"].astype(np.float32)}))
+                                       "unknown_score": result["unknown_score"].astype(np.float32),
+                                       "element": result["element"], "evidence": result["evidence"]}))
         out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-            columns=["status", "nearest", "distance", "unknown", "unknown_score"])
+            columns=["status", "nearest", "distance", "unknown", "unknown_score", "element", "evidence"])
         out.insert(0, "row", np.arange(len(out), dtype=np.int64))
         out[source_column] = frame[source_column].to_numpy()
         out[time_column] = times.to_numpy()

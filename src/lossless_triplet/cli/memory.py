@@ -164,7 +164,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..detection import evaluate_file
 
     model = FaultModel.load(args.model)
-    document = evaluate_file(model, args.data, args.label_column, progress=not args.no_progress)
+    if args.truth_column and not args.explain:
+        raise ValueError("--truth-column scores the explanations: pass --explain with it")
+    document = evaluate_file(model, args.data, args.label_column, progress=not args.no_progress,
+                             truth_column=args.truth_column if args.explain else None)
     text = json.dumps(document, indent=2)
     print(text)
     if args.out:
@@ -260,6 +263,11 @@ def register(sub) -> None:
     evaluate.add_argument("--label-column", required=True, help="column holding the status")
     evaluate.add_argument("--out", type=Path, help="also write evaluation.json into this directory "
                           "(default: print only)")
+    evaluate.add_argument("--explain", action="store_true",
+                          help="also score the element / evidence of each row against --truth-column")
+    evaluate.add_argument("--truth-column", help="with --explain: the column naming the target element (node, "
+                          "link, pod) of each fault row, empty elsewhere; a row is a hit when the element or one "
+                          "of its evidence columns names it")
     evaluate.add_argument("--no-progress", action="store_true", help="hide the row counter")
     evaluate.set_defaults(handler=_cmd_evaluate)
 

@@ -333,51 +333,72 @@ def iter_feature_table(
     Raises:
         FileNotFoundError, ValueError: as :func:`read_feature_table`.
     """
-    for matrix, _ in _table_chunks(Path(path), [str(n) for n in feature_names], chunk_rows, None):
+    for matrix, _ in _table_chunks(Path(path), [str(n) for n in feature_names], chunk_rows):
         yield matrix
 
 
 def iter_labelled_table(
-    path: str | Path, feature_names: Sequence[str], label_column: str, chunk_rows: int = 65_536
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Read features and labels of a table chunk by chunk (as :func:`iter_feature_table`).
+    path: str | Path, feature_names: Sequence[str], label_column: str, chunk_rows: int = 65_536, *,
+    truth_column: str | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Read features, labels (and optionally a truth column) of a table chunk by chunk (as
+    :func:`iter_feature_table`).
 
     Yields:
-        ``(features, labels)``: float32 (rows, len(feature_names)) and the label cells as str (rows,).
+        ``(features, labels, truth)``: float32 (rows, len(feature_names)), the label cells as str
+        (rows,), and the ``truth_column`` cells as str (rows,; "" where empty) or None.
 
     Raises:
-        FileNotFoundError, ValueError: as :func:`iter_feature_table`; the label column missing (the
-            message lists the columns), a label cell missing (its data row named).
+        FileNotFoundError, ValueError: as :func:`iter_feature_table`; the label (or truth) column
+            missing (the message lists the columns), a label cell missing (its data row named).
     """
     label_column = str(label_column)
     features = [str(n) for n in feature_names]
-    if label_column in features:
-        raise ValueError(f"label column {label_column!r} is also a feature column; a feature must not hold the label")
-    yield from _table_chunks(Path(path), features, chunk_rows, label_column)
+    texts = [label_column] + ([str(truth_column)] if truth_column is not None else [])
+    for name in texts:
+        if name in features:
+            raise ValueError(f"column {name!r} is also a feature column; a feature must not hold a label")
+    for matrix, cells in _table_chunks(Path(path), features, chunk_rows, texts):
+        yield matrix, cells[label_column], cells.get(truth_column) if truth_column is not None else None
 
 
-def _table_chunks(path: Path, feature_names: list[str], chunk_rows: int, label_column: str | None
-                  ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+def _table_chunks(path: Path, feature_names: list[str], chunk_rows: int, text_columns: Sequence[str] = ()
+                  ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows={chunk_rows} must be >= 1")
     _require_file(path)
     suffixes = [s.lower() for s in path.suffixes]
     parquet = bool(suffixes) and suffixes[-1] in PARQUET_SUFFIXES
-    if label_column is not None:
+    text_columns = list(text_columns)
+    if text_columns:
         names = table_columns(path)
-        _require_columns(pd.DataFrame(columns=names), [label_column], path, what="label column")
+        for i, name in enumerate(text_columns):
+            _require_columns(pd.DataFrame(columns=names), [name], path, what="label column" if i == 0 else "column")
     if parquet:
-        chunks = _parquet_chunks(path, feature_names, chunk_rows, label_column)
+        chunks = _parquet_chunks(path, feature_names, chunk_rows, text_columns)
     else:
         _, names = _text_layout(path, suffixes)
         _require_columns(pd.DataFrame(columns=names), feature_names, path, what="feature column")
-        chunks = _numeric_text_chunks(path, suffixes, feature_names, chunk_rows, label_column)
+        chunks = _numeric_text_chunks(path, suffixes, feature_names, chunk_rows, text_columns)
     first_row = 0
-    for matrix, labels in chunks:
-        yield matrix, labels
+    for matrix, cells in chunks:
+        yield matrix, cells
         first_row += len(matrix)
     if first_row == 0:
         raise ValueError(f"{path} has {'no' if parquet else 'a header but no'} data rows")
+
+
+def _text_cells(batch, text_columns: Sequence[str], path: Path, first_row: int) -> dict[str, np.ndarray]:
+    """The text columns of an Arrow batch as str arrays: the first (the label) must have every cell,
+    the others (e.g. a truth column) read "" where empty."""
+    out = {}
+    for i, name in enumerate(text_columns):
+        column = batch.column(name)
+        if i == 0:
+            out[name] = _label_cells(column, name, path, first_row)
+        else:
+            out[name] = np.asarray(column.cast("string").fill_null("").to_numpy(zero_copy_only=False), dtype=str)
+    return out
 
 
 def _label_cells(column, label_column: str, path: Path, first_row: int) -> np.ndarray:
@@ -419,8 +440,8 @@ class _QuoteCounter:
 
 
 def _numeric_text_chunks(
-    path: Path, suffixes: list[str], feature_names: list[str], chunk_rows: int, label_column: str | None = None
-) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    path: Path, suffixes: list[str], feature_names: list[str], chunk_rows: int, text_columns: Sequence[str] = ()
+) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Float32 matrices of a CSV/TSV file, row for row, by one rule wherever blocks fall.
 
     The rule is Python's ``csv`` module in strict mode (RFC 4180: a quoted value may hold
@@ -444,8 +465,8 @@ def _numeric_text_chunks(
 
     sep, names = _text_layout(path, suffixes)
     parse = pcsv.ParseOptions(delimiter=sep, newlines_in_values=True)
-    types = dict.fromkeys(feature_names, pa.float64()) | ({label_column: pa.string()} if label_column else {})
-    read_columns = feature_names + ([label_column] if label_column else [])
+    types = dict.fromkeys(feature_names, pa.float64()) | dict.fromkeys(text_columns, pa.string())
+    read_columns = feature_names + list(text_columns)
     convert = pcsv.ConvertOptions(column_types=types, include_columns=read_columns, null_values=_NA_VALUES,
                                   strings_can_be_null=True)
     done, block = 0, _TEXT_BLOCK_BYTES
@@ -462,9 +483,8 @@ def _numeric_text_chunks(
                     seen += batch.num_rows
                     for offset in range(skip, batch.num_rows, chunk_rows):
                         piece = batch.slice(offset, chunk_rows)
-                        labels = (_label_cells(piece.column(label_column), label_column, path, done)
-                                  if label_column else None)
-                        yield _arrow_matrix(piece, feature_names, path, done), labels
+                        yield (_arrow_matrix(piece, feature_names, path, done),
+                               _text_cells(piece, text_columns, path, done))
                         done += piece.num_rows
                 break
             except pa.ArrowInvalid as error:
@@ -578,8 +598,8 @@ def _damaged(path: Path, error: Exception) -> ValueError:
                       "compress it again or give the uncompressed table")
 
 
-def _parquet_chunks(path: Path, feature_names: list[str], chunk_rows: int, label_column: str | None = None
-                    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+def _parquet_chunks(path: Path, feature_names: list[str], chunk_rows: int, text_columns: Sequence[str] = ()
+                    ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -591,10 +611,8 @@ def _parquet_chunks(path: Path, feature_names: list[str], chunk_rows: int, label
             raise ValueError(f"{path}: repeated column name(s) {repeated}; make the column names unique")
         _require_columns(pd.DataFrame(columns=names), feature_names, path, what="feature column")
         first_row = 0
-        columns = feature_names + ([label_column] if label_column else [])
-        for batch in handle.iter_batches(batch_size=chunk_rows, columns=columns):
-            labels = _label_cells(batch.column(label_column), label_column, path, first_row) if label_column else None
-            yield _arrow_matrix(batch, feature_names, path, first_row), labels
+        for batch in handle.iter_batches(batch_size=chunk_rows, columns=feature_names + list(text_columns)):
+            yield _arrow_matrix(batch, feature_names, path, first_row), _text_cells(batch, text_columns, path, first_row)
             first_row += batch.num_rows
     except (pa.ArrowException, OSError) as error:
         if isinstance(error, FileNotFoundError):
