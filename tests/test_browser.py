@@ -31,8 +31,12 @@ def _report(path):
              "lossless": np.clip(centres[labels, :3] + 0.08 * rng.normal(size=(180, 3)), 0, 1)}
     history = {"epoch": [1, 2, 3], "train_loss": [2.0, 1.5, 1.2], "test_loss": [2.1, 1.7, 1.5]}
     metrics = {"dataset": "kddi-nfv", "classes": ["normal", "node-down", "tap-loss"], "holdout": ["node-down"],
-               "losses": {n: {"precision_at_1": 0.9, "one_shot_macro_f1": 0.5, "one_shot_macro_f1_std": 0.1}
+               "losses": {n: {"precision_at_1": 0.9, "one_shot_macro_f1": 0.5, "one_shot_macro_f1_std": 0.1,
+                              "one_shot_confusion": {"true": ["normal", "node-down", "tap-loss"],
+                                                     "predicted": ["normal", "node-down", "tap-loss"],
+                                                     "counts": [[50, 5, 5], [10, 40, 10], [0, 3, 57]]}}
                           for n in codes},
+               "evidence_by_status": {"node-down": [{"column": "cpu_util/RR-01", "share": 0.9}]},
                "config": {"train": {"epochs": 3, "steps_per_epoch": 2}, "n_draws": 10, "view": "raw"}}
     return write_report(path, metrics, {"triplet": codes["triplet"], "lossless": codes["lossless"][:, :3]},
                         labels, metrics["classes"], {"triplet": history, "lossless": history})
@@ -61,7 +65,8 @@ def test_report_renders_offline_in_headless_chromium(tmp_path):
     root = re.search(r"<html[^>]*>", done.stdout)
     assert root, f"no DOM dumped; stderr: {done.stderr[-2000:]}"
     assert 'data-script-errors="0"' in root.group(0), root.group(0)
-    assert 'data-plots-rendered="3/3"' in root.group(0), root.group(0)  # two 3-D scatters, the loss curves
+    # two 3-D scatters, two one-shot confusions, the loss curves
+    assert 'data-plots-rendered="5/5"' in root.group(0), root.group(0)
     errors = [line for line in done.stderr.splitlines()
               if "ERROR:CONSOLE" in line or ("CONSOLE" in line and "Uncaught" in line)]
     assert not errors, errors

@@ -59,11 +59,34 @@ def test_report_is_self_contained(animated_run):
     assert not re.search(r"<script[^>]*\bsrc\s*=", page, flags=re.IGNORECASE)
     assert not re.search(r"<link[^>]*\bhref\s*=\s*[\"']?https?:", page, flags=re.IGNORECASE)
     assert "Plotly.newPlot" in page and "plotly.js" in page.lower()
-    assert page.count('class="plotly-graph-div') == 3  # two 3-D scatters and the loss curves
+    assert page.count('class="plotly-graph-div') == 5  # two 3-D scatters, two confusions, the loss curves
+    assert page.count("one-shot confusion") == 2 and "Evidence by status" in page
     assert "data:image/gif;base64," in page
     for text in ("One-shot recognition", "cpu-hog", "held out", "Configuration", "MAP@R", "Arsenault"):
         assert text in page
     assert "Kawasaki" not in page  # the KDDI credit belongs to KDDI runs only
+
+
+def test_one_shot_confusion_and_evidence_are_in_metrics(animated_run):
+    metrics = json.loads((animated_run / "metrics.json").read_text())
+    for loss in metrics["losses"].values():
+        confusion = loss["one_shot_confusion"]
+        counts = np.asarray(confusion["counts"])
+        assert confusion["predicted"] == sorted(["ok", "disk-full", "link-flap", "cpu-hog"])
+        assert counts.shape == (len(confusion["true"]), len(confusion["predicted"]))
+        assert counts.sum() == pytest.approx(60)  # every test row once per draw, averaged over draws
+    evidence = metrics["evidence_by_status"]
+    assert set(evidence) == {"ok", "disk-full", "link-flap", "cpu-hog"}
+    assert all(0 < e["share"] <= 1 for entries in evidence.values() for e in entries)
+
+
+def test_a_collapsed_code_is_marked_not_bolded():
+    from lossless_triplet.report import METRIC_COLUMNS, _table
+
+    rows = [("linear_lossless", {"compactness": 0.002, "saturated_share": 0.97}, False),
+            ("triplet", {"compactness": 0.25, "saturated_share": 0.02}, False)]
+    table = _table(rows, METRIC_COLUMNS)
+    assert "0.002 (collapsed)" in table and '<td class="best">0.250</td>' in table
 
 
 def test_report_command_rebuilds_without_retraining(animated_run, tmp_path, capsys):

@@ -145,6 +145,7 @@ def _code_metrics(train_vectors, train_labels, test_vectors, test_labels, heldou
         "one_shot_macro_f1_std": one_shot["one_shot_macro_f1_std"],
         "heldout_accuracy": one_shot["heldout_accuracy"],
         "heldout_accuracy_std": one_shot["heldout_accuracy_std"],
+        "one_shot_confusion": one_shot["confusion"],
         "compactness": compactness(geometry, test_labels),
     }
 
@@ -265,13 +266,20 @@ def compare_losses(
         log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
 
     first_view = next(iter(prepared_views))
+    base = baselines(train, test, heldout, prepared_views[first_view][0], n_draws, config.seed, retrieval)
+    for metrics in [*(r.metrics for r in results.values()), *base.values()]:
+        if "one_shot_confusion" in metrics:  # class ids -> names
+            confusion = metrics["one_shot_confusion"]
+            metrics["one_shot_confusion"] = {"true": [train.class_names[c] for c in confusion["true"]],
+                                             "predicted": [train.class_names[c] for c in confusion["predicted"]],
+                                             "counts": confusion["counts"]}
     document = {
         "dataset": dataset_name,
         "classes": list(train.class_names),
         "holdout": list(holdout),
         "losses": {name: r.metrics for name, r in results.items()},
-        "baselines": baselines(train, test, heldout, prepared_views[first_view][0], n_draws, config.seed,
-                               retrieval),
+        "baselines": base,
+        "evidence_by_status": evidence_by_status(train, test, time_ordered),
         "config": {
             "train": config.to_dict(),
             "n_draws": n_draws,
@@ -288,6 +296,28 @@ def compare_losses(
         },
     }
     return json_safe(document), results
+
+
+def evidence_by_status(train: Dataset, test: Dataset, time_ordered: bool, top: int = 5) -> dict[str, list[dict]]:
+    """Per true status of the test rows, the columns that appear most often in the rows' top-3
+    evidence (:class:`~lossless_triplet.explain.Explainer` fitted on the training rows of the normal
+    status) and the share of the status's rows where each does: what an operator would read."""
+    from .bundle import normal_status
+    from .explain import Explainer
+
+    normal = normal_status(train.class_names, train.labels)
+    explainer = Explainer.fit(train.features[train.labels == train.class_names.index(normal)], train.feature_names,
+                              normal_status=normal, time_ordered=time_ordered)
+    columns = explainer.explain(test.features)["evidence_columns"]
+    out = {}
+    for c, name in enumerate(test.class_names):
+        rows = columns[test.labels == c]
+        if len(rows):
+            counts = np.bincount(rows.ravel(), minlength=train.n_features)
+            best = np.argsort(-counts, kind="stable")[:top]
+            out[name] = [{"column": train.feature_names[j], "share": float(counts[j] / len(rows))}
+                         for j in best if counts[j]]
+    return out
 
 
 def baselines(train: Dataset, test: Dataset, heldout: Sequence[int], prepared, n_draws: int, seed: int,

@@ -429,8 +429,10 @@ def one_shot_evaluation(
         test_codes: (n_test, N) float; test_labels: (n_test,);
         heldout: sequence of class ids (present in train_labels).
         Output: dict with float ``one_shot_macro_f1``, ``one_shot_macro_f1_std``,
-        ``heldout_accuracy``, ``heldout_accuracy_std`` (in [0, 1] or nan) and int
-        ``n_draws``.
+        ``heldout_accuracy``, ``heldout_accuracy_std`` (in [0, 1] or nan), int
+        ``n_draws`` and ``confusion``: ``true`` (class ids of the test rows and representatives),
+        ``predicted`` (representative class ids) and ``counts`` (true x predicted, mean test-row
+        counts over the draws).
 
     Raises:
         ValueError: codes not 2-D, empty or non-finite; labels not 1-D or of a
@@ -460,10 +462,13 @@ def one_shot_evaluation(
     heldout_rows = np.isin(test_labels, heldout_classes)
 
     f1s, accuracies = [], []
+    truth_classes = np.union1d(f1_labels, test_labels)
+    confusion = np.zeros((truth_classes.size, f1_labels.size))
     to_known = _squared_distances(test_codes, known_centroids)  # the same in every draw
     for draw in draws:
         d2 = np.hstack([to_known, _squared_distances(test_codes, train_codes[draw])])
         predicted = rep_labels[d2.argmin(axis=1)]
+        np.add.at(confusion, (np.searchsorted(truth_classes, test_labels), np.searchsorted(f1_labels, predicted)), 1)
         f1s.append(_macro_f1(test_labels, predicted, f1_labels))
         accuracies.append(
             np.mean(predicted[heldout_rows] == test_labels[heldout_rows])
@@ -476,4 +481,6 @@ def one_shot_evaluation(
         "heldout_accuracy": float(np.mean(accuracies)),
         "heldout_accuracy_std": float(np.std(accuracies)),
         "n_draws": int(n_draws),
+        "confusion": {"true": truth_classes.tolist(), "predicted": f1_labels.tolist(),
+                      "counts": (confusion / len(draws)).tolist()},
     }

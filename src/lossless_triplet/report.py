@@ -97,6 +97,7 @@ table { border-collapse: collapse; margin: 0.6em 0; font-variant-numeric: tabula
 th, td { padding: 4px 12px; border-bottom: 1px solid #e4e4e4; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #f4f4f4; cursor: help; } td.best { font-weight: 700; color: #00664a; }
+td.collapsed { color: #a33; cursor: help; }
 tr.baseline td { color: #666; font-style: italic; }
 /* auto-fill, not auto-fit: a plot drawn before its neighbours exist must already get its final width */
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 12px; }
@@ -110,11 +111,22 @@ def _fmt(value, digits: int = 3) -> str:
     return "&ndash;" if value is None else f"{value:.{digits}f}"
 
 
+SATURATED = 0.9  # share of code units at 0 or 1 above which a code's geometry is its saturation
+
+
+def collapsed(metrics: Mapping) -> bool:
+    """Whether a loss's code collapsed (fewer distinct codes than classes) or saturated (most units at
+    exactly 0 or 1): its compactness then measures the corners, not learning, and is never "best"."""
+    return bool(metrics.get("collapsed")) or (metrics.get("saturated_share") or 0.0) >= SATURATED
+
+
 def _table(rows: Sequence[tuple[str, Mapping, bool]], columns, *, with_std: bool = False) -> str:
-    """rows: (name, metrics, is_baseline); the best trained value of each ranked column is bold."""
+    """rows: (name, metrics, is_baseline); the best trained value of each ranked column is bold, except
+    the compactness of a collapsed or saturated code (marked so instead)."""
     best = {}
     for key, _, _, higher in columns:
-        values = [m.get(key) for _, m, baseline in rows if not baseline and m.get(key) is not None]
+        values = [m.get(key) for _, m, baseline in rows if not baseline and m.get(key) is not None
+                  and not (key == "compactness" and collapsed(m))]
         if higher is not None and values:
             best[key] = max(values) if higher else min(values)
     head = "".join(f'<th title="{html.escape(tip)}">{html.escape(title)}</th>' for _, title, tip, _ in columns)
@@ -126,6 +138,11 @@ def _table(rows: Sequence[tuple[str, Mapping, bool]], columns, *, with_std: bool
             text = _fmt(value)
             if with_std and value is not None and metrics.get(f"{key}_std") is not None:
                 text += f" &plusmn; {_fmt(metrics[f'{key}_std'])}"
+            if key == "compactness" and not baseline and collapsed(metrics):
+                cells.append(f'<td class="collapsed" title="the code collapsed or saturated '
+                             f'({_fmt(metrics.get("saturated_share"), 2)} of units at 0 or 1): not a tight '
+                             f'clustering">{text} (collapsed)</td>')
+                continue
             bold = not baseline and value is not None and best.get(key) == value
             cells.append(f'<td class="best">{text}</td>' if bold else f"<td>{text}</td>")
         row_class = ' class="baseline"' if baseline else ""
@@ -161,14 +178,42 @@ def _scatter_figure(name: str, codes: np.ndarray, labels: np.ndarray, class_name
     x_title, y_title, z_title = axis_names(codes.shape[1])
     fig.update_layout(
         title={"text": f"{html.escape(name)} loss<br><sub>{html.escape(note)}</sub>", "x": 0.02},
-        height=560, margin={"l": 0, "r": 0, "t": 60, "b": 60},
-        legend={"title": {"text": "status (test rows)", "side": "top left"}, "itemsizing": "constant",
-                "font": {"size": 12}, "orientation": "h", "x": 0.0, "y": 0.0, "yanchor": "top"},
+        height=560, margin={"l": 0, "r": 0, "t": 60, "b": 10},
+        # a vertical legend beside the scene: every status shows whatever its name's length (a horizontal
+        # legend under the scene wrapped and was cut off)
+        legend={"title": {"text": "status (test rows)"}, "itemsizing": "constant", "font": {"size": 12},
+                "orientation": "v", "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "top"},
         scene={"xaxis_title": x_title, "yaxis_title": y_title, "zaxis_title": z_title,
-               "camera": {"eye": {"x": 1.6, "y": -1.6, "z": 1.0}}, "domain": {"x": [0, 1], "y": [0.06, 1]}},
+               "camera": {"eye": {"x": 1.6, "y": -1.6, "z": 1.0}}, "domain": {"x": [0, 0.68], "y": [0, 1]}},
         font={"size": 13},
     )
     return fig
+
+
+def _confusion_figure(name: str, confusion: Mapping):
+    """Heatmap of one loss's one-shot confusion: colour = share of the true status's rows (row-normalised),
+    text = mean count over the draws."""
+    import plotly.graph_objects as go
+
+    counts = np.asarray(confusion["counts"], dtype=np.float64)
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1e-12)
+    fig = go.Figure(go.Heatmap(
+        z=np.round(share, 3), x=list(confusion["predicted"]), y=list(confusion["true"]), zmin=0, zmax=1,
+        colorscale="Blues", text=np.round(counts, 1), texttemplate="%{text}", colorbar={"title": {"text": "share"}},
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{text} rows (%{z:.0%} of the true status)<extra></extra>"))
+    fig.update_layout(title={"text": f"{html.escape(name)} loss: one-shot confusion", "x": 0.02}, height=420,
+                      margin={"l": 10, "r": 10, "t": 50, "b": 10}, xaxis={"title": "predicted", "side": "bottom"},
+                      yaxis={"title": "true", "autorange": "reversed"}, font={"size": 12})
+    return fig
+
+
+def _evidence_table(by_status: Mapping[str, Sequence[Mapping]]) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(status)}</td><td>"
+        + "<br>".join(f"{html.escape(e['column'])} ({e['share']:.0%})" for e in entries) + "</td></tr>"
+        for status, entries in by_status.items())
+    return f"<table><thead><tr><th>true status</th><th>columns most often in the top-3 evidence (share of " \
+           f"its rows)</th></tr></thead><tbody>{rows}</tbody></table>"
 
 
 def _curves_figure(histories: Mapping[str, Mapping[str, Sequence[float]]]):
@@ -279,7 +324,23 @@ def write_report(
               '<div class="grid">']
     parts += [_plot_div(_scatter_figure(name, np.asarray(codes), test_labels, class_names, holdout),
                         f"scatter-{i}") for i, (name, codes) in enumerate(test_codes.items())]
-    parts += ["</div>", "<h2>Training</h2>"]
+    parts.append("</div>")
+    confusions = [(name, m["one_shot_confusion"]) for name, m in metrics.get("losses", {}).items()
+                  if m.get("one_shot_confusion")]
+    if confusions:
+        parts += ["<h2>One-shot confusion</h2>", '<p class="note">Per loss: rows are the true statuses of the test rows, '
+                  "columns the predicted ones; the number is the mean row count over the draws, the colour its "
+                  "share of the true status's rows.</p>", '<div class="grid">']
+        parts += [_plot_div(_confusion_figure(name, confusion), f"confusion-{i}")
+                  for i, (name, confusion) in enumerate(confusions)]
+        parts.append("</div>")
+    if metrics.get("evidence_by_status"):
+        parts += ["<h2>Evidence by status</h2>",
+                  '<p class="note">For every test row, the three columns that deviate most from the training rows '
+                  "of the normal status (and from the row's last 10 minutes on time-ordered tables; a cell that "
+                  "stopped reporting counts most): the KPIs an operator reads first for each status.</p>",
+                  _evidence_table(metrics["evidence_by_status"])]
+    parts.append("<h2>Training</h2>")
     if histories:
         parts.append(_plot_div(_curves_figure(histories), "loss-curves"))
     if animation_gif is not None:
