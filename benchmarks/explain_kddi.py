@@ -70,8 +70,8 @@ def main(argv=None) -> int:
         held = fit_fault_model(train, holdout=["node-down", "interface-down"], progress=False)
         for status in ("node-down", "interface-down"):
             row = np.flatnonzero(train.labels == train.class_names.index(status))[0]
-            held.add_fault(status, train.features[row - held.history_rows:row + 1],
-                           examples=np.arange(held.history_rows + 1) == held.history_rows)
+            start = max(0, row - held.history_rows)  # the row with the minutes before it as context
+            held.add_fault(status, train.features[start:row + 1], examples=np.arange(start, row + 1) == row)
         result["added_from_one_row"] = evaluate_file(held, tmp / "eval.csv", "status",
                                                      truth_column="failed")["explanation"]
         big = pd.DataFrame(evaluation.features[np.arange(args.rows) % len(evaluation)], columns=evaluation.feature_names)

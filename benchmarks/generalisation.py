@@ -192,10 +192,12 @@ def render(summary: dict, loss: str) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
+def write_section(path: Path, body: str, start: str = START, end: str = END) -> None:
+    """Replace the section between the markers ``start`` and ``end`` of ``path`` (``body`` holds them),
+    or append it."""
     text = path.read_text() if path.exists() else ""
-    if START in text and END in text:
-        text = text[:text.index(START)] + body + text[text.index(END) + len(END):]
+    if start in text and end in text:
+        text = text[:text.index(start)] + body + text[text.index(end) + len(end):]
     else:
         text = text.rstrip() + "\n\n" + body + "\n"
     path.write_text(text)

@@ -49,6 +49,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import datasets as bench_data  # noqa: E402  (benchmarks/datasets.py)
+from generalisation import write_section  # noqa: E402  (benchmarks/generalisation.py)
 
 START, END = "<!-- lossless-beta:start -->", "<!-- lossless-beta:end -->"
 DATASETS = ("kddi", "openstack", "nsl")
@@ -310,15 +311,6 @@ def plot(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_section(path: Path, body: str) -> None:
-    text = path.read_text() if path.exists() else ""
-    if START in text and END in text:
-        text = text[:text.index(START)] + body + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + body + "\n"
-    path.write_text(text)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -342,7 +334,7 @@ def main(argv=None) -> int:
         diagnostics = json.loads(args.diagnostics.read_text()) if args.diagnostics else None
         summary = summarise(records)
         body = render(summary, diagnostics)
-        write_section(args.out_md, body)
+        write_section(args.out_md, body, START, END)
         plot(summary, PLOT)
         print(body)
         return 0

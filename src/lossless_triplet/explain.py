@@ -5,7 +5,7 @@ An operator acts on "where", not only on "what". For every row, :class:`Explaine
 - ``evidence``: the k columns (KPIs, default 3) that deviate most from normal for that row, each
   with its signed deviation in robust units: the row's signed-log value minus the median of the
   training rows of the normal status, over their spread (inter-quartile range, floored and clipped
-  as in :mod:`lossless_triplet.data.views`), and, for time-ordered tables, minus the median of the
+  as in :mod:`lossless_triplet.data.views`), and, for time-ordered tables, minus the mean of the
   row's previous 10 rows instead, whichever deviation is larger in size. A cell that is missing
   where the normal training rows (almost) always had one (missing in under 1 % of them) counts as
   a deviation of -50, the clip: the element stopped reporting, the strongest sign of all (a
@@ -107,20 +107,28 @@ class Explainer:
     def deviations(self, raw: np.ndarray, previous: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Signed deviation of every column and where a cell went missing.
 
+        The baseline of a time-ordered row is the mean of its column over the previous
+        :data:`~lossless_triplet.viewspec.BASELINE_ROWS` rows (missing cells ignored): a rolling
+        mean costs three running sums, where a rolling median of every column would double the
+        cost of ``detect``.
+
         Returns:
             ``(z, lost)``: z (n, F) float32, the deviation from normal, or from the row's baseline
             when that is larger in size (time-ordered tables), -:data:`CLIP` where ``lost``, 0 where
             another cell is missing; lost (n, F) bool, a cell missing that the normal training rows
             (almost) always had (:data:`MISSING_RARE`).
         """
-        values = self.view.transform(raw, previous=previous)
-        width = len(self.view.feature_names_in_)
-        z = values[:, :width]
-        if values.shape[1] > width:
-            base = values[:, width:]
-            z = np.where(np.abs(np.nan_to_num(base)) > np.abs(np.nan_to_num(z)), base, z)
-        lost = np.isnan(np.asarray(raw, dtype=np.float32)) & (self.missing_rate < MISSING_RARE)
-        return np.where(lost, np.float32(-CLIP), np.nan_to_num(z, nan=0.0)).astype(np.float32), lost
+        raw = np.asarray(raw, dtype=np.float32)
+        z = self.view.column_values(raw)
+        if self.history_rows:
+            before = self.view.recent_rows(previous)
+            base = z - _previous_mean(self.view.column_values(before) if len(before) else z[:0], z, self.history_rows)
+            larger = np.abs(base) > np.abs(z)  # False where either is NaN
+            z[larger] = base[larger]
+        z[np.isnan(z)] = 0.0
+        lost = np.isnan(raw) & (self.missing_rate < MISSING_RARE)
+        z[lost] = -CLIP
+        return z, lost
 
     def explain(self, raw: np.ndarray, previous: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Evidence and element of raw rows (``previous``: the rows before, as for ``detect``).
@@ -135,10 +143,7 @@ class Explainer:
         """
         z, lost = self.deviations(raw, previous)
         size = np.abs(z)
-        k = min(self.k, z.shape[1])
-        top = np.argpartition(-size, k - 1, axis=1)[:, :k]
-        order = np.take_along_axis(-size, top, axis=1).argsort(axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
+        top = _largest(size, min(self.k, z.shape[1]))
         return {"element": self._elements(size, top[:, 0]), "evidence_columns": top,
                 "evidence_values": np.take_along_axis(z, top, axis=1),
                 "evidence_missing": np.take_along_axis(lost, top, axis=1)}
@@ -179,13 +184,60 @@ class Explainer:
             raise ValueError(f"the explainer state lacks {missing}; the model bundle is corrupt") from None
 
 
+def _largest(size: np.ndarray, k: int) -> np.ndarray:
+    """(n, k) column indices of the k largest values of each row, largest first (ties: lowest index).
+    k passes of argmax: for k = 3 several times faster than ``argpartition`` on a (65536, 121) block."""
+    work = size.copy()
+    rows = np.arange(len(size))
+    out = np.empty((len(size), k), dtype=np.int64)
+    for j in range(k):
+        out[:, j] = work.argmax(axis=1)
+        work[rows, out[:, j]] = -np.inf
+    return out
+
+
+def _previous_mean(past: np.ndarray, level: np.ndarray, rows: int) -> np.ndarray:
+    """(n, F) mean of the ``rows`` rows before each row of ``level`` (``past`` first), NaN ignored; NaN
+    where none is observed. ``rows`` shifted additions of the whole block: O(rows n F), no sort."""
+    n = len(level)
+    values = np.concatenate([np.full((rows - len(past), level.shape[1]), np.nan, dtype=np.float32),
+                             past[len(past) - min(len(past), rows):], level]).astype(np.float32)
+    seen = ~np.isnan(values)
+    values[~seen] = 0.0
+    total = np.zeros((n, level.shape[1]), dtype=np.float32)
+    count = np.zeros((n, level.shape[1]), dtype=np.float32)
+    for lag in range(rows):  # row i of level sits at rows + i of values; its window is [i, rows + i)
+        total += values[lag:lag + n]
+        count += seen[lag:lag + n]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count
+
+
+_TENTHS = 2 * int(CLIP) * 10 + 10  # |deviation| <= 2 CLIP (a baseline difference), in tenths
+
+
 def format_evidence(names: Sequence[str], columns: np.ndarray, values: np.ndarray,
                     missing: np.ndarray | None = None) -> np.ndarray:
     """(n,) str ``name:+9.1;name:-1.0;name:missing`` from (n, k) column indices, signed deviations and
-    (optionally) which of them are missing cells; columns that did not deviate (0.0) are left out."""
-    names = list(names)
-    missing = np.zeros(columns.shape, dtype=bool) if missing is None else missing
-    out = [";".join(f"{names[j]}:{'missing' if gone else f'{v:+.1f}'}"
-                    for j, v, gone in zip(row_columns, row_values, row_missing) if v != 0.0)
-           for row_columns, row_values, row_missing in zip(columns.tolist(), values.tolist(), missing.tolist())]
-    return np.array(out, dtype=str) if out else np.zeros(0, dtype=str)
+    (optionally) which of them are missing cells; columns that did not deviate (0.0) are left out.
+
+    Built with Arrow's string kernels over whole columns (a lookup table of the one-decimal texts):
+    formatting 65,536 rows one by one in Python took longer than explaining them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n, k = columns.shape
+    if n == 0:
+        return np.zeros(0, dtype=str)
+    tenths = np.clip(np.rint(np.asarray(values, dtype=np.float64) * 10), -_TENTHS, _TENTHS).astype(np.int64)
+    table = pa.array([f":{t / 10:+.1f}" for t in range(-_TENTHS, _TENTHS + 1)])
+    labels = pa.array([str(name) for name in names])
+    pieces = []
+    for j in range(k):
+        text = table.take(pa.array(tenths[:, j] + _TENTHS))
+        if missing is not None:
+            text = pc.if_else(pa.array(missing[:, j]), ":missing", text)
+        piece = pc.binary_join_element_wise(labels.take(pa.array(columns[:, j])), text, "")
+        pieces.append(pc.if_else(pa.array(np.asarray(values)[:, j] != 0.0), piece, None))
+    joined = pc.binary_join_element_wise(*pieces, ";", null_handling="skip")
+    return np.asarray(joined.to_numpy(zero_copy_only=False), dtype=str)

@@ -340,3 +340,13 @@ def test_pooled_view_reads_the_same_whichever_column_moves():
     assert out[0, 1] == pytest.approx(9.0, rel=1e-3) and out[1, 1] == pytest.approx(9.0, rel=1e-3)  # */max
     with pytest.raises(ValueError, match="already pools"):
         FeatureView("pooled+pooled")
+
+
+@pytest.mark.parametrize("name", ["kpi-stats+link", "columns+link+baseline", "kpi-stats+link+pooled+delta"])
+def test_zero_rows_give_zero_feature_rows(name):
+    from lossless_triplet.data import load_kddi_nfv
+
+    train = load_kddi_nfv("train")
+    view = FeatureView(name).fit(train.features[:200], train.feature_names)
+    out = view.transform(train.features[:0])
+    assert out.shape == (0, len(view.feature_names_out_))

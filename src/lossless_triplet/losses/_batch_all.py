@@ -177,13 +177,18 @@ def hinge_batch_all(x: torch.Tensor, labels: torch.Tensor, margin: float, block:
     return _run(x, labels, kernel, block)
 
 
-def _hinge_kernel(x, layout, block, need_grad, margin):
-    batch = len(x)
+def _pairwise_start(x: torch.Tensor, need_grad: bool):
+    """What the hinge and soft-margin kernels start from: centred codes, their squared norms, ``[x | 1]``
+    and a zero gradient (when one is wanted), and a float64 zero total."""
     x = x - x.mean(dim=0)
-    sq = x.pow(2).sum(dim=1)
     x_one = _with_ones(x) if need_grad else None
     grad = torch.zeros_like(x) if need_grad else None
-    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    return x, x.pow(2).sum(dim=1), x_one, grad, torch.zeros((), dtype=torch.float64, device=x.device)
+
+
+def _hinge_kernel(x, layout, block, need_grad, margin):
+    batch = len(x)
+    x, sq, x_one, grad, total = _pairwise_start(x, need_grad)
     # Above every squared distance ((|x_a| + |x_j|)^2 <= 4 max|x|^2) plus the margin.
     far = 4.0 * float(sq.max()) + margin + 1.0
     width = int(layout.class_size.max())
@@ -240,11 +245,7 @@ def soft_margin_batch_all(x: torch.Tensor, labels: torch.Tensor, block: int = DE
 
 def _soft_margin_kernel(x, layout, block, need_grad):
     batch = len(x)
-    x = x - x.mean(dim=0)
-    sq = x.pow(2).sum(dim=1)
-    x_one = _with_ones(x) if need_grad else None
-    grad = torch.zeros_like(x) if need_grad else None
-    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    x, sq, x_one, grad, total = _pairwise_start(x, need_grad)
     width = int(layout.class_size.max())
     offsets = torch.arange(width, device=x.device)
     zero = x.new_zeros(())
