@@ -410,33 +410,35 @@ def _label_cells(column, label_column: str, path: Path, first_row: int) -> np.nd
     return np.asarray(column.cast("string").to_numpy(zero_copy_only=False), dtype=str)
 
 
-# Bytes of text Arrow's streaming CSV reader parses per block (tests lower it to put block
-# boundaries inside quoted values, CRLF pairs and rows).
-_TEXT_BLOCK_BYTES = 1 << 22
+# Bytes of text parsed at once (a block of whole lines, or a block of Arrow's streaming reader);
+# tests lower it to put block boundaries inside quoted values, CRLF pairs and rows.
+_TEXT_BLOCK_BYTES = 1 << 24
 _CELL_GROUP = 4096  # rows whose cells the error locator converts at once
 
 
-class _QuoteCounter:
-    """A binary stream passed to Arrow that counts the quote bytes it hands over (one C-level
-    ``bytes.count`` per read): a file with none needs no quoting check."""
+class _Tail:
+    """The bytes of a file from ``offset`` on (plain or .gz), as a stream handed to Arrow."""
 
-    def __init__(self, handle) -> None:
-        self.handle, self.quotes = handle, 0
+    def __init__(self, path: Path, offset: int) -> None:
+        self.handle = _open_binary(path)
+        while offset > 0:  # .gz streams cannot seek cheaply: read and drop
+            dropped = self.handle.read(min(offset, 1 << 24))
+            if not dropped:
+                break
+            offset -= len(dropped)
 
     def read(self, size: int = -1) -> bytes:
-        data = self.handle.read(size)
-        self.quotes += data.count(b'"')
-        return data
+        return self.handle.read(size)
 
     def readable(self) -> bool:
         return True
 
-    def close(self) -> None:  # the caller closes the file
-        pass
+    def close(self) -> None:
+        self.handle.close()
 
     @property
     def closed(self) -> bool:
-        return False
+        return self.handle.closed
 
 
 def _numeric_text_chunks(
@@ -451,58 +453,121 @@ def _numeric_text_chunks(
     row gives one output row, or the read stops with a ValueError naming the data row (and the
     column and value for a bad cell).
 
-    Arrow's multithreaded streaming reader does the work (``newlines_in_values``: it finds
-    row ends outside quotes itself, across its blocks; a row longer than a block makes it start
-    again with blocks 8 times larger, skipping the rows already given). Arrow names no row in its errors, and
-    it accepts quoting that strict CSV refuses (text after a closing quote, a quote never
-    closed: both swallow rows silently), so: on any Arrow error the file is scanned with the
-    ``csv`` module to name the first bad row, and a file that held any quote byte is scanned
-    once after the read to hold it to the same rule (a file without quotes, the usual export,
-    pays nothing).
+    Two readers, one rule. While no quote byte has been seen, every line end is a row end: the
+    file is cut into blocks of whole lines and each is parsed by Arrow's multithreaded
+    ``read_csv`` (the fast path of the usual export). From the first block holding a quote on,
+    the rest of the file goes to Arrow's streaming reader with ``newlines_in_values``, which
+    finds row ends outside quotes itself across its blocks (a row longer than a block makes it
+    start again with blocks 8 times larger, skipping the rows already given). Arrow names no row
+    in its errors, and it accepts quoting that strict CSV refuses (text after a closing quote, a
+    quote never closed: both swallow rows silently), so: on any Arrow error the file is scanned
+    with the ``csv`` module to name the first bad row, and a file that held a quote is scanned
+    once after the read to hold it to the same rule.
     """
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
     sep, names = _text_layout(path, suffixes)
-    parse = pcsv.ParseOptions(delimiter=sep, newlines_in_values=True)
     types = dict.fromkeys(feature_names, pa.float64()) | dict.fromkeys(text_columns, pa.string())
     read_columns = feature_names + list(text_columns)
     convert = pcsv.ConvertOptions(column_types=types, include_columns=read_columns, null_values=_NA_VALUES,
                                   strings_can_be_null=True)
-    done, block = 0, _TEXT_BLOCK_BYTES
-    while True:  # once, unless a row (or the header) is longer than a block: then again with larger blocks
-        with _open_binary(path) as handle:
-            source, seen = _QuoteCounter(handle), 0
-            try:
-                reader = pcsv.open_csv(source, read_options=pcsv.ReadOptions(block_size=block),
-                                       parse_options=parse, convert_options=convert)
-                if reader.schema.names != read_columns:  # Arrow read the header itself: it must agree
-                    raise ValueError(f"{path}: the header could not be read consistently; check its quoting")
-                for batch in reader:
-                    skip = min(max(done - seen, 0), batch.num_rows)  # rows a previous attempt yielded
-                    seen += batch.num_rows
-                    for offset in range(skip, batch.num_rows, chunk_rows):
-                        piece = batch.slice(offset, chunk_rows)
-                        yield (_arrow_matrix(piece, feature_names, path, done),
-                               _text_cells(piece, text_columns, path, done))
-                        done += piece.num_rows
-                break
-            except pa.ArrowInvalid as error:
-                if ("straddl" in str(error) or "cannot infer number of columns" in str(error)) and block < 2**30:
-                    block *= 8
-                    continue
-                raise _first_problem(path, sep, names, feature_names, check_cells_from=done,
-                                     fallback=f"{error}") from None
-            except _DAMAGED_GZIP as error:
-                raise _damaged(path, error) from None
-    if source.quotes:
+    done = 0
+
+    def pieces(table):
+        nonlocal done
+        for batch in table.to_batches(max_chunksize=chunk_rows) if isinstance(table, pa.Table) else [table]:
+            for offset in range(0, batch.num_rows, chunk_rows):
+                piece = batch.slice(offset, chunk_rows)
+                yield _arrow_matrix(piece, feature_names, path, done), _text_cells(piece, text_columns, path, done)
+                done += piece.num_rows
+
+    offset = None  # byte offset where the streaming reader takes over (0: the header is quoted)
+    try:
+        if '"' in _header_line(path):
+            offset = 0
+        else:
+            plain = pcsv.ReadOptions(column_names=names)  # Arrow's own 1 MB blocks: one per thread
+            parse = pcsv.ParseOptions(delimiter=sep)
+            for start, block in _line_blocks(path, _TEXT_BLOCK_BYTES):
+                if b'"' in block:
+                    offset = start
+                    break
+                yield from pieces(pcsv.read_csv(pa.BufferReader(block), read_options=plain, parse_options=parse,
+                                                convert_options=convert))
+        if offset is not None:
+            yield from _streamed(path, offset, sep, read_columns, convert, pieces, header=offset == 0)
+    except pa.ArrowInvalid as error:
+        raise _first_problem(path, sep, names, feature_names, check_cells_from=done, fallback=f"{error}") from None
+    except _DAMAGED_GZIP as error:
+        raise _damaged(path, error) from None
+    if offset is not None:  # a quote was seen: hold the whole file to strict CSV
         problem = _first_problem(path, sep, names, feature_names, check_cells_from=None, expected_rows=done)
         if problem is not None:
             raise problem
 
 
+def _streamed(path: Path, offset: int, sep: str, read_columns: list[str], convert, pieces, *, header: bool):
+    """Rows from byte ``offset`` on by Arrow's quote-aware streaming reader (see ``_numeric_text_chunks``);
+    ``header``: the stream starts with the header line (else with a data row)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    names = None if header else _text_layout(path, [s.lower() for s in path.suffixes])[1]
+    parse = pcsv.ParseOptions(delimiter=sep, newlines_in_values=True)
+    given, block = 0, _TEXT_BLOCK_BYTES
+    while True:  # once, unless a row (or the header) is longer than a block: then again with larger blocks
+        source, seen = _Tail(path, offset), 0
+        try:
+            reader = pcsv.open_csv(source, read_options=pcsv.ReadOptions(block_size=block, column_names=names),
+                                   parse_options=parse, convert_options=convert)
+            if reader.schema.names != read_columns:  # Arrow read the header itself: it must agree
+                raise ValueError(f"{path}: the header could not be read consistently; check its quoting")
+            for batch in reader:
+                skip = min(max(given - seen, 0), batch.num_rows)  # rows a previous attempt gave
+                seen += batch.num_rows
+                for matrix, cells in pieces(batch.slice(skip)):
+                    given += len(matrix)
+                    yield matrix, cells
+            return
+        except pa.ArrowInvalid as error:
+            if ("straddl" in str(error) or "cannot infer number of columns" in str(error)) and block < 2**30:
+                block *= 8
+                continue
+            raise
+        finally:
+            source.close()
+
+
 def _open_binary(path: Path):
     return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
+
+
+def _line_blocks(path: Path, block_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """``(byte offset, block)`` of the data lines of a text file (header skipped, .gz decompressed),
+    blocks of about ``block_bytes`` each ending at a line end (LF, CR or CRLF: a CRLF cut between its
+    two bytes leaves an empty line, which the parser skips). Only for text without quotes, where
+    every line end ends a row.
+
+    Raises:
+        ValueError: a damaged or truncated .gz file.
+    """
+    with _open_binary(path) as handle:
+        carry, header, position = b"", True, 0  # position: file offset of carry's first byte
+        while data := handle.read(block_bytes):
+            block = carry + data
+            if header:  # drop the header line, whatever its line end
+                end = min((i for i in (block.find(b"\n"), block.find(b"\r")) if i >= 0), default=-1)
+                if end < 0:
+                    carry = block
+                    continue
+                block, header, position = block[end + 1:], False, position + end + 1
+            cut = max(block.rfind(b"\n"), block.rfind(b"\r")) + 1
+            if cut:
+                yield position, block[:cut]
+            carry, position = block[cut:], position + cut
+        if carry.strip() and not header:
+            yield position, carry
 
 
 def _first_problem(path: Path, sep: str, names: list[str], feature_names: list[str], *,
