@@ -293,6 +293,26 @@ def test_batching_keeps_each_request_on_its_own_with_a_baseline_view(rows):
         np.testing.assert_allclose(result["distance"], model.identify(block)["distance"], rtol=1e-5, atol=1e-7)
 
 
+def test_batched_requests_are_each_explained_on_their_own(rows):
+    """The evidence's baseline looks 10 rows back too: batched blocks must not see each other's rows."""
+    from lossless_triplet.explain import Explainer
+
+    data = synthetic(30, 1)
+    model = tiny_model(data)
+    model.explainer = Explainer.fit(data.features[data.labels == 0], data.feature_names, normal_status="normal",
+                                    time_ordered=True)
+    blocks = [rows[:12], rows[12:13], rows[13:30]]
+    for block, result in zip(blocks, identify_many(model, model.memory, blocks)):
+        alone = model.explainer.explain(block)
+        assert result["element"].tolist() == alone["element"].tolist()
+        for entries, columns, values, missing in zip(result["evidence"], alone["evidence_columns"],
+                                                     alone["evidence_values"], alone["evidence_missing"]):
+            assert [e["column"] for e in entries] == [NAMES[j] for j, v in zip(columns, values) if v != 0]
+            assert [e["missing"] for e in entries] == [bool(m) for m, v in zip(missing, values) if v != 0]
+            assert [e["deviation"] for e in entries if not e["missing"]] == pytest.approx(
+                [v for v, m in zip(values, missing) if v != 0 and not m], abs=0.006)
+
+
 def test_batches_split_over_two_threads_give_the_same_answer(bundle, rows, monkeypatch):
     """Past PARALLEL_ROWS the features are computed in two halves; the seam must not show."""
     from lossless_triplet import bundle as bundle_module

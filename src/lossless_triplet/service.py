@@ -463,24 +463,35 @@ def identify_many(model: FaultModel, memory, raws: Sequence[np.ndarray], *,
     """
     sizes = [len(raw) for raw in raws]
     result = memory.identify(model.represent_features(_stacked_features(model, raws, pool)))
+    result |= _stacked_evidence(model, raws)
     bounds = np.cumsum([0, *sizes])
-    return [{key: value[a:b] for key, value in result.items()} | _evidence(model, raw)
-            for raw, a, b in zip(raws, bounds[:-1], bounds[1:])]
+    return [{key: value[a:b] for key, value in result.items()} for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def _evidence(model: FaultModel, raw: np.ndarray) -> dict:
-    """``element`` (n,) str and ``evidence`` (n lists of {column, deviation, missing}) of one block, on
-    its own like its features (:meth:`FaultModel.explain`)."""
+def _stacked_evidence(model: FaultModel, raws: Sequence[np.ndarray]) -> dict:
+    """``element`` (n,) str and ``evidence`` (n lists of {column, deviation, missing}) of every block,
+    each on its own like its features (:meth:`FaultModel.explain`), in one pass: blocks are stacked with
+    ``history_rows`` all-missing rows before each, which the baseline's mean ignores, so no block
+    sees another's rows."""
+    n = sum(len(raw) for raw in raws)
     if model.explainer is None:
-        return {"element": np.full(len(raw), "", dtype=str), "evidence": [[] for _ in range(len(raw))]}
-    explained = model.explainer.explain(raw)
+        return {"element": np.full(n, "", dtype=str), "evidence": [[] for _ in range(n)]}
+    gap = model.explainer.history_rows
+    if gap and len(raws) > 1:
+        filler = np.full((gap, raws[0].shape[1]), np.nan, dtype=np.float32)
+        stacked = np.concatenate([part for raw in raws for part in (filler, raw)])
+        keep = np.concatenate([np.r_[np.zeros(gap, dtype=bool), np.ones(len(raw), dtype=bool)] for raw in raws])
+        explained = {key: value[keep] for key, value in model.explainer.explain(stacked).items()}
+    else:
+        explained = model.explainer.explain(np.concatenate(raws))
     names = model.explainer.view.feature_names_in_
-    evidence = [[{"column": names[j], "deviation": None if gone else round(float(v), 2), "missing": bool(gone)}
-                 for j, v, gone in zip(columns, values, missing) if v != 0.0]
-                for columns, values, missing in zip(explained["evidence_columns"].tolist(),
-                                                    explained["evidence_values"].tolist(),
-                                                    explained["evidence_missing"].tolist())]
-    return {"element": explained["element"], "evidence": evidence}
+    values = np.round(explained["evidence_values"].astype(np.float64), 2)
+    shown = np.where(explained["evidence_missing"], None, values.astype(object))
+    evidence = [[{"column": names[j], "deviation": v, "missing": v is None}
+                 for j, v, raw in zip(columns, row, raw_row) if raw != 0.0]
+                for columns, row, raw_row in zip(explained["evidence_columns"].tolist(), shown.tolist(),
+                                                 values.tolist())]
+    return {"element": explained["element"], "evidence": np.array(evidence + [None], dtype=object)[:-1]}
 
 
 def _stacked_features(model: FaultModel, raws: Sequence[np.ndarray], pool: Executor | None) -> np.ndarray:
