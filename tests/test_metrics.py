@@ -297,6 +297,9 @@ def test_one_shot_unambiguous_case_is_perfect():
         "heldout_accuracy": 1.0,
         "heldout_accuracy_std": 0.0,
         "n_draws": 10,
+        # every test row on its own class in every draw: a diagonal of the test class counts
+        "confusion": {"true": [0, 1, 2], "predicted": [0, 1, 2],
+                      "counts": [[6.0, 0.0, 0.0], [0.0, 4.0, 0.0], [0.0, 0.0, 7.0]]},
     }
 
 
@@ -312,6 +315,8 @@ def test_one_shot_heldout_accuracy_counts_only_heldout_rows():
     # class 0: tp 4 fn 2 -> 8/10; class 1: tp 4 fp 2 -> 8/10; class 2: 1 -> mean 13/15
     assert result["one_shot_macro_f1"] == pytest.approx(13 / 15)
     want = brute_macro_f1(test_y, predicted, [0, 1, 2])
+    # the confusion holds the same predictions: two class-0 rows counted as class 1 in every draw
+    assert result["confusion"]["counts"][0][:2] == [4.0, 2.0]
     assert result["one_shot_macro_f1"] == pytest.approx(want)
 
 
@@ -425,3 +430,14 @@ def test_macro_f1_from_counts_equals_scikit_learn():
             f1_score(truth, predicted, labels=labels, average="macro", zero_division=0), abs=1e-12)
     names = np.array(["a", "b", "c"])
     assert _macro_f1(np.array(["a", "x", "c"]), np.array(["a", "a", "b"]), names) == pytest.approx(2 / 9)
+
+
+def test_ties_between_classes_count_against_the_query():
+    # Two classes on one point: every neighbour is at distance 0, so nothing is retrieved by the
+    # code itself; a same-class-first tie rule would report P@1 = 1.
+    codes = np.zeros((6, 2))
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    got = retrieval_metrics(codes, labels)
+    assert got["precision_at_1"] == 0.0
+    # R = 2 same-class codes, each ranked after the 3 tied others: positions 4 and 5 > R.
+    assert got["r_precision"] == 0.0 and got["map_at_r"] == 0.0
