@@ -237,7 +237,9 @@ def register(sub) -> None:
 
     detect = sub.add_parser("detect", help="identify the status of every row of a table",
                             description="Write one prediction per input row, in order: row, status (a "
-                            "known status or unknown), nearest, distance, unknown, unknown_score.")
+                            "known status or unknown), nearest, distance, unknown, unknown_score, element (the "
+                            "network element most implicated) and evidence (the most deviant columns, "
+                            "column:+9.1;column:missing).")
     detect.add_argument("--model", type=Path, required=True, help="model directory")
     detect.add_argument("--data", type=Path, required=True, help="table with the model's feature columns")
     detect.add_argument("--out", type=Path, required=True,
