@@ -77,10 +77,13 @@ def detect_file(
     partial = out.with_name(f".{out.name}.partial")
     try:
         # the view of a chunk runs as two halves on two threads (FaultModel.features)
-        with partial.open("wb") as handle, ThreadPoolExecutor(1, thread_name_prefix="detect-view") as pool:
+        with (partial.open("wb") as handle, ThreadPoolExecutor(1, thread_name_prefix="detect-view") as pool,
+              ThreadPoolExecutor(1, thread_name_prefix="detect-explain") as explaining):
             handle.write((",".join(PREDICTION_COLUMNS) + "\n").encode())
             for raw in iter_feature_table(table, model.feature_names, max(chunk_rows, MIN_CHUNK_ROWS)):
-                result = model.identify(raw, previous=history, pool=pool) | model.explain(raw, previous=history)
+                # the evidence is computed beside the identification (NumPy and Arrow release the GIL)
+                explained = explaining.submit(model.explain, raw, history)
+                result = model.identify(raw, previous=history, pool=pool) | explained.result()
                 history = model.recent_rows(history, raw)
                 pcsv.write_csv(_prediction_table(result, written), handle,
                                pcsv.WriteOptions(include_header=False))
