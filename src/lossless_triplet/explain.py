@@ -218,8 +218,9 @@ _TENTHS = 2 * int(CLIP) * 10 + 10  # |deviation| <= 2 CLIP (a baseline differenc
 
 def format_evidence(names: Sequence[str], columns: np.ndarray, values: np.ndarray,
                     missing: np.ndarray | None = None) -> np.ndarray:
-    """(n,) str ``name:+9.1;name:-1.0;name:missing`` from (n, k) column indices, signed deviations and
-    (optionally) which of them are missing cells; columns that did not deviate (0.0) are left out.
+    """(n,) object array of str ``name:+9.1;name:-1.0;name:missing`` from (n, k) column indices, signed
+    deviations and (optionally) which of them are missing cells; columns that did not deviate (0.0) are
+    left out.
 
     Built with Arrow's string kernels over whole columns (a lookup table of the one-decimal texts):
     formatting 65,536 rows one by one in Python took longer than explaining them."""
@@ -228,7 +229,7 @@ def format_evidence(names: Sequence[str], columns: np.ndarray, values: np.ndarra
 
     n, k = columns.shape
     if n == 0:
-        return np.zeros(0, dtype=str)
+        return np.zeros(0, dtype=object)
     tenths = np.clip(np.rint(np.asarray(values, dtype=np.float64) * 10), -_TENTHS, _TENTHS).astype(np.int64)
     table = pa.array([f":{t / 10:+.1f}" for t in range(-_TENTHS, _TENTHS + 1)])
     labels = pa.array([str(name) for name in names])
@@ -240,4 +241,6 @@ def format_evidence(names: Sequence[str], columns: np.ndarray, values: np.ndarra
         piece = pc.binary_join_element_wise(labels.take(pa.array(columns[:, j])), text, "")
         pieces.append(pc.if_else(pa.array(np.asarray(values)[:, j] != 0.0), piece, None))
     joined = pc.binary_join_element_wise(*pieces, ";", null_handling="skip")
-    return np.asarray(joined.to_numpy(zero_copy_only=False), dtype=str)
+    # an object array of Python str: a fixed-width NumPy str array of 65,536 texts of ~170 characters
+    # would be 45 MB, and building it cost more than the text itself
+    return joined.to_numpy(zero_copy_only=False)
