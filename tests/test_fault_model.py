@@ -309,3 +309,27 @@ def test_detect_takes_at_least_min_chunk_rows(model, kddi, tmp_path, monkeypatch
     pd.DataFrame(kddi[1].features[:50], columns=kddi[1].feature_names).to_csv(table, index=False)
     detect_file(model, table, tmp_path / "p.csv", chunk_rows=7, progress=False)
     assert sizes == [detection.MIN_CHUNK_ROWS]
+
+
+def test_cli_evaluate_explain_scores_the_evidence_against_a_truth_column(model, kddi, tmp_path, capsys):
+    frame = kddi[1].subset(np.arange(400)).to_frame("status")
+    # A target element for every fault row: the router of its most deviant evidence column is a hit
+    # by construction for half of them, a router that is not in the table a miss for the other half.
+    explained = model.explain(kddi[1].features[:400])
+    first = [model.feature_names[j].split("/")[1].split("+")[0] for j in explained["evidence_columns"][:, 0]]
+    frame["target"] = [(node if i % 2 else "NOWHERE-99") if s != "normal" else ""
+                       for i, (node, s) in enumerate(zip(first, frame["status"]))]
+    frame.to_csv(tmp_path / "eval.csv", index=False)
+    model.save(tmp_path / "m")
+    assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(tmp_path / "eval.csv"), "--label-column",
+                 "status", "--truth-column", "target"]) == 2
+    assert "pass --explain with it" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(tmp_path / "eval.csv"), "--label-column",
+                 "status", "--explain", "--truth-column", "target", "--out", str(tmp_path / "ev"),
+                 "--no-progress"]) == 0
+    scores = json.loads((tmp_path / "ev" / "evaluation.json").read_text())["explanation"]
+    faults = frame[frame["status"] != "normal"]
+    assert {status: entry["rows"] for status, entry in scores.items()} == faults["status"].value_counts().to_dict()
+    for status, entry in scores.items():
+        hits = [i % 2 == 1 for i in faults.index[faults["status"] == status]]
+        assert entry["hit_rate"] == pytest.approx(np.mean(hits))
