@@ -186,21 +186,33 @@ def _pairwise_start(x: torch.Tensor, need_grad: bool):
     return x, x.pow(2).sum(dim=1), x_one, grad, torch.zeros((), dtype=torch.float64, device=x.device)
 
 
+def _block_pairs(layout: _Layout, start: int, stop: int, offsets: torch.Tensor):
+    """For anchor rows [start, stop): ``negative`` (rows, B) bool, and each anchor's positives padded to
+    the largest class, ``columns`` (rows, width) column indices (clamped into the batch) with
+    ``is_positive`` (rows, width) marking the real ones (not padding, not the anchor itself)."""
+    anchors = torch.arange(start, stop, device=offsets.device).unsqueeze(1)
+    negative = layout.labels[start:stop].unsqueeze(1) != layout.labels.unsqueeze(0)
+    columns = layout.class_lo[start:stop].unsqueeze(1) + offsets
+    is_positive = (offsets < layout.class_size[start:stop].unsqueeze(1)) & (columns != anchors)
+    return negative, columns.clamp_max_(len(layout.order) - 1), is_positive
+
+
+def _add_block_gradient(grad, g, x, x_one, start: int, stop: int) -> None:
+    """Add a block's G[a, j] = dL/dd_aj (rows [start, stop), every column) to ``grad``: G is not symmetric
+    and G^T's rows belong to other blocks, so the row side and the column side are both added here."""
+    grad[start:stop] += _row_gradient(g @ x_one, x[start:stop])
+    grad += _row_gradient(g.T @ x_one[start:stop], x)
+
+
 def _hinge_kernel(x, layout, block, need_grad, margin):
-    batch = len(x)
     x, sq, x_one, grad, total = _pairwise_start(x, need_grad)
     # Above every squared distance ((|x_a| + |x_j|)^2 <= 4 max|x|^2) plus the margin.
     far = 4.0 * float(sq.max()) + margin + 1.0
     width = int(layout.class_size.max())
     offsets = torch.arange(width, device=x.device)
     for start, stop in layout.row_blocks(block):
-        anchors = torch.arange(start, stop, device=x.device).unsqueeze(1)
         d = _distance_rows(x, sq, start, stop)
-        negative = layout.labels[start:stop].unsqueeze(1) != layout.labels.unsqueeze(0)
-        # Each anchor's positives, padded to the largest class: (rows, width) column indices.
-        columns = layout.class_lo[start:stop].unsqueeze(1) + offsets
-        is_positive = (offsets < layout.class_size[start:stop].unsqueeze(1)) & (columns != anchors)
-        columns = columns.clamp_max_(batch - 1)
+        negative, columns, is_positive = _block_pairs(layout, start, stop, offsets)
         # Thresholds d_ap + margin, ascending; padding and the anchor itself at -far sort
         # first and are below every d_an, so no negative is ever active for them.
         key, key_order = torch.where(is_positive, d.gather(1, columns) + margin, -far).sort(dim=1)
@@ -218,9 +230,7 @@ def _hinge_kernel(x, layout, block, need_grad, margin):
         g = torch.where(negative, rank - width, 0).to(x.dtype)
         per_slot = torch.empty_like(key).scatter_(1, key_order, count.to(x.dtype))
         g.scatter_add_(1, columns, torch.where(is_positive, per_slot, 0.0))
-        # G is not symmetric and G^T's rows belong to other blocks: add the column side here.
-        grad[start:stop] += _row_gradient(g @ x_one, x[start:stop])
-        grad += _row_gradient(g.T @ x_one[start:stop], x)
+        _add_block_gradient(grad, g, x, x_one, start, stop)
     return total, grad
 
 
@@ -250,12 +260,8 @@ def _soft_margin_kernel(x, layout, block, need_grad):
     offsets = torch.arange(width, device=x.device)
     zero = x.new_zeros(())
     for start, stop in layout.row_blocks(max(batch, block // width)):
-        anchors = torch.arange(start, stop, device=x.device).unsqueeze(1)
         d = _distance_rows(x, sq, start, stop)
-        negative = layout.labels[start:stop].unsqueeze(1) != layout.labels.unsqueeze(0)
-        columns = layout.class_lo[start:stop].unsqueeze(1) + offsets
-        is_positive = (offsets < layout.class_size[start:stop].unsqueeze(1)) & (columns != anchors)
-        columns = columns.clamp_max_(batch - 1)
+        negative, columns, is_positive = _block_pairs(layout, start, stop, offsets)
         difference = d.gather(1, columns).unsqueeze(2) - d.unsqueeze(1)  # (rows, K, B): d_ap - d_an
         valid = is_positive.unsqueeze(2) & negative.unsqueeze(1)
         total += torch.where(valid, torch.logaddexp(difference, zero), zero).sum(dtype=torch.float64)
@@ -264,8 +270,7 @@ def _soft_margin_kernel(x, layout, block, need_grad):
         slope = torch.where(valid, torch.sigmoid(difference), zero)
         g = -slope.sum(dim=1)  # on negatives; 0 elsewhere
         g.scatter_add_(1, columns, torch.where(is_positive, slope.sum(dim=2), zero))
-        grad[start:stop] += _row_gradient(g @ x_one, x[start:stop])
-        grad += _row_gradient(g.T @ x_one[start:stop], x)
+        _add_block_gradient(grad, g, x, x_one, start, stop)
     return total, grad
 
 
