@@ -394,28 +394,16 @@ def fit_fault_model(
                             checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
     if trained.health is not None and trained.health.collapsed:
         raise ValueError(trained.health.message(config.learning_rate))
-    normal = normal_status(data.class_names, data.labels[known])
     model = FaultModel(view=prepared.view, scaler=prepared.scaler, encoder=trained.model,
                        memory=memory or FaultMemory(), representation=selection.representation.fit(
                            prepared.x_known, prepared.view.invariant_features_),
-                       explainer=Explainer.fit(data.features[data.labels == data.class_names.index(normal)],
-                                               data.feature_names, normal_status=normal, time_ordered=time_ordered))
+                       explainer=Explainer.for_table(data, time_ordered=time_ordered, rows=known))
     model.memory.fit(model.represent_features(prepared.x_known), labels, data.class_names)
     model.info = {"loss": loss, "class_names": list(data.class_names), "holdout": list(holdout),
                   "time_ordered": time_ordered, "selection": selection.to_dict(),
                   "train_config": config.to_dict(), "history": trained.history, "n_train_rows": int(known.sum()),
                   "code_health": trained.health.to_dict() if trained.health is not None else None}
     return model
-
-
-def normal_status(class_names: Sequence[str], labels: np.ndarray) -> str:
-    """The status meaning "no fault": ``normal`` (any case) when a class has that name, else the
-    largest class among ``labels`` (on fault tables, the normal traffic)."""
-    for name in class_names:
-        if str(name).strip().casefold() == "normal":
-            return str(name)
-    values, counts = np.unique(labels, return_counts=True)
-    return str(class_names[int(values[counts.argmax()])])
 
 
 def _example_rows(examples, n_rows: int) -> np.ndarray:

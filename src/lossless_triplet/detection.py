@@ -49,7 +49,7 @@ def detect_file(
         model: a loaded :class:`~lossless_triplet.bundle.FaultModel`.
         table: CSV/TSV/Parquet with (at least) the model's feature columns.
         out: the prediction CSV to write (parent directories are created).
-        chunk_rows: rows per chunk (bounds memory with the reader's 4 MB text block); at least
+        chunk_rows: rows per chunk (bounds memory with the reader's text block); at least
             :data:`MIN_CHUNK_ROWS` are taken (below that the per-chunk cost of the view, the
             encoder call and the writer dominates: 7-row chunks once took 124 s on 24 MB).
         progress: show a row counter on stderr.
@@ -125,10 +125,15 @@ def evaluate_model(model: FaultModel, data: Dataset, *, retrieval: bool = True) 
     if missing:
         raise ValueError(f"the table lacks the model's feature column(s) {missing}")
     columns = [data.feature_names.index(n) for n in model.feature_names]
-    x = model.features(data.features[:, columns])
-    codes = encode(model.encoder, x)
-    result = model.memory.identify(model.representation.combine(codes, x))
+    result, codes = _identified_with_codes(model, data.features[:, columns])
     return _evaluation(model, result, data.label_names.astype(str), codes, retrieval)
+
+
+def _identified_with_codes(model: FaultModel, raw: np.ndarray, previous=None, pool=None):
+    """``(FaultMemory.identify result, codes)`` of raw rows: the codes kept for the retrieval measures."""
+    x = model.features(raw, previous=previous, pool=pool)
+    codes = encode(model.encoder, x)
+    return model.memory.identify(model.representation.combine(codes, x)), codes
 
 
 def evaluate_file(model: FaultModel, table: str | Path, label_column: str, *, chunk_rows: int = 65_536,
@@ -167,12 +172,10 @@ def evaluate_file(model: FaultModel, table: str | Path, label_column: str, *, ch
         with ThreadPoolExecutor(1, thread_name_prefix="evaluate-view") as pool:
             for raw, cells, truth in iter_labelled_table(table, model.feature_names, label_column,
                                                          max(chunk_rows, MIN_CHUNK_ROWS), truth_column=truth_column):
-                x = model.features(raw, previous=history, pool=pool)
+                result, chunk_codes = _identified_with_codes(model, raw, history, pool)
                 if truth is not None:
                     hits.append(_explanation_hits(model, raw, history, truth))
                 history = model.recent_rows(history, raw)
-                chunk_codes = encode(model.encoder, x)
-                result = model.memory.identify(model.representation.combine(chunk_codes, x))
                 statuses.append(result["status"])
                 scores.append(result["unknown_score"].astype(np.float32))
                 unknown.append(result["unknown"])

@@ -302,13 +302,9 @@ def evidence_by_status(train: Dataset, test: Dataset, time_ordered: bool, top: i
     """Per true status of the test rows, the columns that appear most often in the rows' top-3
     evidence (:class:`~lossless_triplet.explain.Explainer` fitted on the training rows of the normal
     status) and the share of the status's rows where each does: what an operator would read."""
-    from .bundle import normal_status
     from .explain import Explainer
 
-    normal = normal_status(train.class_names, train.labels)
-    explainer = Explainer.fit(train.features[train.labels == train.class_names.index(normal)], train.feature_names,
-                              normal_status=normal, time_ordered=time_ordered)
-    columns = explainer.explain(test.features)["evidence_columns"]
+    columns = Explainer.for_table(train, time_ordered=time_ordered).explain(test.features)["evidence_columns"]
     out = {}
     for c, name in enumerate(test.class_names):
         rows = columns[test.labels == c]

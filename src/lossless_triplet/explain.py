@@ -38,7 +38,7 @@ import numpy as np
 
 from .data.views import CLIP, FeatureView, column_parts
 
-__all__ = ["EVIDENCE_K", "Explainer", "format_evidence"]
+__all__ = ["EVIDENCE_K", "Explainer", "format_evidence", "normal_status"]
 
 EVIDENCE_K = 3
 MISSING_RARE = 0.01  # a column missing in fewer of the normal training rows "stopped reporting" when missing
@@ -98,6 +98,23 @@ class Explainer:
             raise ValueError(f"no training row of the normal status {normal_status!r} to measure deviations from")
         view = FeatureView("columns+baseline" if time_ordered else "columns").fit(X_normal, feature_names)
         return cls(view, str(normal_status), k, np.isnan(np.asarray(X_normal, dtype=np.float64)).mean(axis=0))
+
+    @classmethod
+    def for_table(cls, data, *, time_ordered: bool, rows: np.ndarray | None = None) -> Explainer:
+        """Fit on the rows of a table's normal status (:func:`normal_status`, chosen among ``rows``).
+
+        Args:
+            data: a :class:`~lossless_triplet.data.Dataset` (raw features, labels, names).
+            time_ordered: whether its rows are one network's minutes in order (the baseline).
+            rows: (n,) bool, the rows whose labels choose the normal status (default all).
+
+        Raises:
+            ValueError: as :meth:`fit`.
+        """
+        labels = data.labels if rows is None else data.labels[rows]
+        normal = normal_status(data.class_names, labels)
+        return cls.fit(data.features[data.labels == data.class_names.index(normal)], data.feature_names,
+                       normal_status=normal, time_ordered=time_ordered)
 
     @property
     def history_rows(self) -> int:
@@ -182,6 +199,16 @@ class Explainer:
                        np.asarray(state["missing_rate"], dtype=np.float64))
         except KeyError as missing:
             raise ValueError(f"the explainer state lacks {missing}; the model bundle is corrupt") from None
+
+
+def normal_status(class_names: Sequence[str], labels: np.ndarray) -> str:
+    """The status meaning "no fault": ``normal`` (any case) when a class has that name, else the
+    largest class among ``labels`` (on fault tables, the normal traffic)."""
+    for name in class_names:
+        if str(name).strip().casefold() == "normal":
+            return str(name)
+    values, counts = np.unique(labels, return_counts=True)
+    return str(class_names[int(values[counts.argmax()])])
 
 
 def _largest(size: np.ndarray, k: int) -> np.ndarray:
