@@ -9,8 +9,8 @@ encoder's float32 sums may differ in the last digit between batch sizes).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,8 @@ from .data import Dataset, iter_feature_table, iter_labelled_table
 from .memory import UNKNOWN
 from .models import encode
 
-__all__ = ["PREDICTION_COLUMNS", "detect_file", "evaluate_file", "evaluate_model"]
+__all__ = ["PREDICTION_COLUMNS", "detect_file", "evaluate_file", "evaluate_model", "identified_chunks",
+           "prediction_columns"]
 
 PREDICTION_COLUMNS = ("row", "status", "nearest", "distance", "unknown", "unknown_score", "element", "evidence")
 MIN_CHUNK_ROWS = 1024  # detect's smallest chunk: below it the per-chunk costs dominate
@@ -72,7 +73,6 @@ def detect_file(
 
         bar = tqdm(unit="rows", unit_scale=True, desc="detect")  # left on screen: the final count
     written = 0
-    history = None  # the last raw rows, for views that look back (delta, baseline)
     # Predictions go to a temporary file renamed at the end: a failed run leaves no partial output.
     partial = out.with_name(f".{out.name}.partial")
     try:
@@ -80,11 +80,8 @@ def detect_file(
         with (partial.open("wb") as handle, ThreadPoolExecutor(1, thread_name_prefix="detect-view") as pool,
               ThreadPoolExecutor(1, thread_name_prefix="detect-explain") as explaining):
             handle.write((",".join(PREDICTION_COLUMNS) + "\n").encode())
-            for raw in iter_feature_table(table, model.feature_names, max(chunk_rows, MIN_CHUNK_ROWS)):
-                # the evidence is computed beside the identification (NumPy and Arrow release the GIL)
-                explained = explaining.submit(model.explain, raw, history)
-                result = model.identify(raw, previous=history, pool=pool) | explained.result()
-                history = model.recent_rows(history, raw)
+            chunks = iter_feature_table(table, model.feature_names, max(chunk_rows, MIN_CHUNK_ROWS))
+            for raw, result in identified_chunks(model, chunks, pool=pool, explaining=explaining):
                 pcsv.write_csv(_prediction_table(result, written), handle,
                                pcsv.WriteOptions(include_header=False))
                 written += len(raw)
@@ -98,20 +95,43 @@ def detect_file(
     return written
 
 
+def identified_chunks(model: FaultModel, chunks: Iterable[np.ndarray], *, pool: Executor | None = None,
+                      explaining: Executor | None = None) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """``(raw, result)`` for each chunk of raw rows in time order: :meth:`FaultModel.identify` and
+    :meth:`FaultModel.explain`, with the rows a view or the evidence looks back at carried from one
+    chunk to the next (so the result does not depend on where the chunks are cut).
+
+    Args:
+        chunks: (n_i, F) float32 raw rows, consecutive.
+        pool: one worker for the two halves of each chunk's view (:meth:`FaultModel.features`).
+        explaining: one worker that computes the evidence beside the identification (NumPy and
+            Arrow release the GIL); None: one after the other.
+    """
+    history = None  # the last raw rows, for views that look back (delta, baseline)
+    for raw in chunks:
+        explained = explaining.submit(model.explain, raw, history) if explaining is not None else None
+        result = model.identify(raw, previous=history, pool=pool)
+        result |= explained.result() if explained is not None else model.explain(raw, history)
+        history = model.recent_rows(history, raw)
+        yield raw, result
+
+
+def prediction_columns(result: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The prediction columns of :data:`PREDICTION_COLUMNS` but ``row``, from an identified chunk:
+    distances and scores as float32 (what ``detect`` and the Spark engine write)."""
+    return {"status": result["status"], "nearest": result["nearest"],
+            "distance": result["distance"].astype(np.float32), "unknown": result["unknown"],
+            "unknown_score": result["unknown_score"].astype(np.float32), "element": result["element"],
+            "evidence": result["evidence"]}
+
+
 def _prediction_table(result: dict[str, np.ndarray], first_row: int):
     """The prediction columns of one chunk as an Arrow table (written by Arrow's CSV writer)."""
     import pyarrow as pa
 
-    return pa.table({
-        "row": pa.array(np.arange(first_row, first_row + len(result["status"]))),
-        "status": pa.array(result["status"]),
-        "nearest": pa.array(result["nearest"]),
-        "distance": pa.array(result["distance"].astype(np.float32)),
-        "unknown": pa.array(result["unknown"]),
-        "unknown_score": pa.array(result["unknown_score"].astype(np.float32)),
-        "element": pa.array(result["element"], pa.string()),
-        "evidence": pa.array(result["evidence"], pa.string()),
-    })
+    columns = {"row": np.arange(first_row, first_row + len(result["status"]))} | prediction_columns(result)
+    return pa.table({name: pa.array(values, pa.string() if name in ("element", "evidence") else None)
+                     for name, values in columns.items()})
 
 
 def evaluate_model(model: FaultModel, data: Dataset, *, retrieval: bool = True) -> dict:

@@ -36,10 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lossless_triplet.detection import PREDICTION_COLUMNS, identified_chunks, prediction_columns
+
 __all__ = ["detect_dataframe", "detect_parquet", "spark_session", "main"]
 
 CHUNK_ROWS = 65_536
-OUTPUT_COLUMNS = ("row", "status", "nearest", "distance", "unknown", "unknown_score", "element", "evidence")
 _MARK = "lossless-triplet:"  # prefixes errors raised in tasks, to find them in Spark's wrapped exception
 _MODELS: dict[str, object] = {}  # per Python worker: bundle path -> loaded FaultModel
 
@@ -83,9 +84,9 @@ def _check_input(frame, feature_names, source_column: str, time_column: str) -> 
     from pyspark.sql import functions as F
 
     for kind, name in (("source", source_column), ("time", time_column)):
-        if name in OUTPUT_COLUMNS:
+        if name in PREDICTION_COLUMNS:
             raise ValueError(f"the {kind} column {name!r} is also an output column of detect "
-                             f"({', '.join(OUTPUT_COLUMNS)}); rename it in the data")
+                             f"({', '.join(PREDICTION_COLUMNS)}); rename it in the data")
     columns = set(frame.columns)
     missing = [c for c in (source_column, time_column) if c not in columns]
     if missing:
@@ -118,18 +119,9 @@ def _identify_group(model_file: str, feature_names: list[str], source_column: st
             raise ValueError(f"{_MARK} source {source!r} has two rows at {time_column}={when!r}; one row per "
                              "source and time (a view that looks back needs an order)")
         raw = frame[feature_names].to_numpy(dtype=np.float32, na_value=np.nan)
-        parts, history = [], None
-        for start in range(0, len(raw), chunk_rows):
-            chunk = raw[start:start + chunk_rows]
-            result = model.identify(chunk, previous=history) | model.explain(chunk, previous=history)
-            history = model.recent_rows(history, chunk)
-            parts.append(pd.DataFrame({"status": result["status"], "nearest": result["nearest"],
-                                       "distance": result["distance"].astype(np.float32),
-                                       "unknown": result["unknown"],
-                                       "unknown_score": result["unknown_score"].astype(np.float32),
-                                       "element": result["element"], "evidence": result["evidence"]}))
-        out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-            columns=["status", "nearest", "distance", "unknown", "unknown_score", "element", "evidence"])
+        chunks = (raw[start:start + chunk_rows] for start in range(0, len(raw), chunk_rows))
+        parts = [pd.DataFrame(prediction_columns(result)) for _, result in identified_chunks(model, chunks)]
+        out = (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=PREDICTION_COLUMNS[1:]))
         out.insert(0, "row", np.arange(len(out), dtype=np.int64))
         out[source_column] = frame[source_column].to_numpy()
         out[time_column] = times.to_numpy()
