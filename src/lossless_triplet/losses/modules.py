@@ -46,7 +46,26 @@ __all__ = [
 ]
 
 
-class LosslessTripletLoss(nn.Module):
+class _TripletModule(nn.Module):
+    """What the triplet modules share: ``mining``, ``reduction`` and ``validate``, checked and stored.
+
+    Raises:
+        ValueError: an unknown ``mining`` or ``reduction``.
+    """
+
+    def __init__(self, mining: str, reduction: str, validate: bool) -> None:
+        super().__init__()
+        check_mining(mining)
+        check_reduction(reduction)
+        self.mining = mining
+        self.reduction = reduction
+        self.validate = validate
+
+    def _options_repr(self) -> str:
+        return f"mining={self.mining!r}, reduction={self.reduction!r}"
+
+
+class LosslessTripletLoss(_TripletModule):
     """Lossless triplet loss (Arsenault 2018), mean over all valid triplets of a batch.
 
     Args:
@@ -74,15 +93,10 @@ class LosslessTripletLoss(nn.Module):
         self, beta: float | None = None, eps: float = EPS, *, mining: str = "all", reduction: str = "mean",
         validate: bool = True,
     ) -> None:
-        super().__init__()
         check_eps(eps)
-        check_mining(mining)
-        check_reduction(reduction)
+        super().__init__(mining, reduction, validate)
         self.beta = beta
         self.eps = eps
-        self.mining = mining
-        self.reduction = reduction
-        self.validate = validate
 
     def forward(
         self, embeddings: torch.Tensor, labels: torch.Tensor, indices_tuple: IndicesTuple | None = None
@@ -99,10 +113,10 @@ class LosslessTripletLoss(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"beta={self.beta}, eps={self.eps}, mining={self.mining!r}, reduction={self.reduction!r}"
+        return f"beta={self.beta}, eps={self.eps}, {self._options_repr()}"
 
 
-class LinearLosslessTripletLoss(nn.Module):
+class LinearLosslessTripletLoss(_TripletModule):
     """Linear lossless triplet loss d(a,p) - d(a,n) + N (Arsenault 2018), batch-all mean.
 
     Args:
@@ -124,12 +138,7 @@ class LinearLosslessTripletLoss(nn.Module):
     """
 
     def __init__(self, *, mining: str = "all", reduction: str = "mean", validate: bool = True) -> None:
-        super().__init__()
-        check_mining(mining)
-        check_reduction(reduction)
-        self.mining = mining
-        self.reduction = reduction
-        self.validate = validate
+        super().__init__(mining, reduction, validate)
 
     def forward(
         self, embeddings: torch.Tensor, labels: torch.Tensor, indices_tuple: IndicesTuple | None = None
@@ -140,10 +149,10 @@ class LinearLosslessTripletLoss(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"mining={self.mining!r}, reduction={self.reduction!r}"
+        return self._options_repr()
 
 
-class TripletMarginLoss(nn.Module):
+class TripletMarginLoss(_TripletModule):
     """Triplet margin loss max(d_ap - d_an + margin, 0) (FaceNet, CVPR 2015), batch-all mean.
 
     Args:
@@ -169,14 +178,9 @@ class TripletMarginLoss(nn.Module):
 
     def __init__(self, margin: float = TRIPLET_MARGIN, *, mining: str = "all", reduction: str = "mean",
                  validate: bool = True) -> None:
-        super().__init__()
         check_margin(margin)
-        check_mining(mining)
-        check_reduction(reduction)
+        super().__init__(mining, reduction, validate)
         self.margin = margin
-        self.mining = mining
-        self.reduction = reduction
-        self.validate = validate
 
     def forward(
         self, embeddings: torch.Tensor, labels: torch.Tensor, indices_tuple: IndicesTuple | None = None
@@ -192,10 +196,10 @@ class TripletMarginLoss(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"margin={self.margin}, mining={self.mining!r}, reduction={self.reduction!r}"
+        return f"margin={self.margin}, {self._options_repr()}"
 
 
-class SoftMarginTripletLoss(nn.Module):
+class SoftMarginTripletLoss(_TripletModule):
     """Soft-margin triplet loss ln(1 + exp(d_ap - d_an)) (Hermans, Beyer, Leibe 2017), batch-all mean.
 
     The hinge max(d_ap - d_an + margin, 0) replaced by a softplus of d_ap - d_an: no margin to
@@ -223,12 +227,7 @@ class SoftMarginTripletLoss(nn.Module):
     """
 
     def __init__(self, *, mining: str = "all", reduction: str = "mean", validate: bool = True) -> None:
-        super().__init__()
-        check_mining(mining)
-        check_reduction(reduction)
-        self.mining = mining
-        self.reduction = reduction
-        self.validate = validate
+        super().__init__(mining, reduction, validate)
 
     def forward(
         self, embeddings: torch.Tensor, labels: torch.Tensor, indices_tuple: IndicesTuple | None = None
@@ -239,7 +238,7 @@ class SoftMarginTripletLoss(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"mining={self.mining!r}, reduction={self.reduction!r}"
+        return self._options_repr()
 
 
 class ContrastiveLoss(nn.Module):
