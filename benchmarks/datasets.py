@@ -3,7 +3,7 @@
 Both read the public copies in ``../shared/data`` relative to the repository root
 (``DEFAULT_DATA_ROOT``; every loader takes ``data_root`` to point elsewhere) and return
 :class:`lossless_triplet.data.Dataset` objects, so the library's protocol
-(:func:`lossless_triplet.experiment.compare_losses`) runs on them unchanged.
+(:func:`lossless_triplet.pipeline.compare.compare_losses`) runs on them unchanged.
 
 - OpenStack failure data set, DEPL campaign (Cotroneo, De Simone, Liguori, Natella, JSS 2021;
   GPL-3.0): ``DEPL/SEQ.tsv`` holds one row per fault-injection experiment and one column per

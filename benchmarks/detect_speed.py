@@ -25,10 +25,10 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from lossless_triplet.bundle import fit_fault_model
 from lossless_triplet.data import iter_feature_table, load_kddi_nfv
-from lossless_triplet.detection import detect_file
 from lossless_triplet.models import encode
+from lossless_triplet.pipeline import fit_fault_model
+from lossless_triplet.pipeline.detect import detect_file
 from lossless_triplet.training import TrainConfig
 
 RESULTS = Path(__file__).with_name("results.md")

@@ -53,9 +53,10 @@ def main(argv=None) -> int:
 
     import torch
 
-    from lossless_triplet.bundle import FaultModel, fit_fault_model
+    from lossless_triplet.bundle import FaultModel
     from lossless_triplet.data import load_kddi_nfv
-    from lossless_triplet.detection import detect_file, evaluate_file
+    from lossless_triplet.pipeline import fit_fault_model
+    from lossless_triplet.pipeline.detect import detect_file, evaluate_file
 
     torch.set_num_threads(2)
     train, evaluation = load_kddi_nfv("train"), load_kddi_nfv("eval")

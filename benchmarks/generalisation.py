@@ -10,7 +10,7 @@ Run by hand from the repository root (not part of the test suite); 2 cores: run 
 Every run is ``compare_losses(..., losses=[--loss])`` with ``train``'s defaults (N = 16, its step
 budget, ``view="auto"``, ``representation=None``): the view and the representation are chosen on
 the training table by the inner leave-one-known-fault-out validation of
-:mod:`lossless_triplet.selection`, held-out classes are masked out of everything training sees,
+:mod:`lossless_triplet.pipeline.selection`, held-out classes are masked out of everything training sees,
 history included, and the test table is read once. Beside it, the three baselines of every table:
 nearest signature with no training on standardised raw columns and on the chosen view's features,
 and a random forest given every training label (a supervised ceiling, not one-shot).
@@ -102,8 +102,8 @@ def run(protocols, seeds, loss: str, root, out_json: Path, representation: str |
     """Run every (protocol, fold, seed) and write the raw records to ``out_json`` after each one.
 
     ``representation`` fixes what the memory compares (an ablation; default: chosen per run)."""
-    from lossless_triplet.budget import EMBEDDING_DIM, TRAIN_STEPS, epochs_and_steps
-    from lossless_triplet.experiment import compare_losses
+    from lossless_triplet.defaults import EMBEDDING_DIM, TRAIN_STEPS, epochs_and_steps
+    from lossless_triplet.pipeline.compare import compare_losses
     from lossless_triplet.training import TrainConfig
 
     epochs, per_epoch = epochs_and_steps(TRAIN_STEPS)

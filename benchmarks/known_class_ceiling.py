@@ -20,7 +20,7 @@ from sklearn.metrics import confusion_matrix, f1_score
 
 from lossless_triplet.data import Standardizer, load_kddi_nfv
 from lossless_triplet.data.views import FeatureView
-from lossless_triplet.experiment import resolve_holdout
+from lossless_triplet.pipeline import resolve_holdout
 
 HOLDOUT = ["node-down", "interface-down"]
 

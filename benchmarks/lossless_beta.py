@@ -25,7 +25,7 @@ fixed before any run), seeds 0-4: for the triplet loss and the lossless loss at 
 8N (N = 16) and at beta = N with N = 8 and 32, each run gives
 
 - the inner score: the leave-one-known-fault-out one-shot validation of ``train``'s selection on
-  the TRAINING table only (:func:`lossless_triplet.selection.select`), and
+  the TRAINING table only (:func:`lossless_triplet.pipeline.selection.select`), and
 - the eval score: one-shot macro-F1 and held-out accuracy on the test table, read once.
 
 Every run compares codes alone (representation ``code``: what the loss shapes) on the view the
@@ -89,7 +89,7 @@ def candidates() -> list[tuple[str, int]]:
 
 
 def _config(n: int, seed: int):
-    from lossless_triplet.budget import TRAIN_STEPS, epochs_and_steps
+    from lossless_triplet.defaults import TRAIN_STEPS, epochs_and_steps
     from lossless_triplet.training import TrainConfig
 
     epochs, per_epoch = epochs_and_steps(TRAIN_STEPS)
@@ -98,8 +98,8 @@ def _config(n: int, seed: int):
 
 def curve(datasets, seeds, root: Path, out_json: Path) -> list[dict]:
     """Inner (training-only) and eval scores of every candidate, data set and seed."""
-    from lossless_triplet.experiment import compare_losses, resolve_holdout
-    from lossless_triplet.selection import choose, select
+    from lossless_triplet.pipeline import compare_losses, resolve_holdout
+    from lossless_triplet.pipeline.selection import choose, select
 
     records = []
     for dataset in datasets:
@@ -160,9 +160,9 @@ def diagnose(root: Path, out_json: Path, seed: int = 0) -> dict:
     import torch
 
     from lossless_triplet.distances import pairwise_squared_distances
-    from lossless_triplet.experiment import resolve_holdout
     from lossless_triplet.models import encode
-    from lossless_triplet.selection import choose, prepare_features
+    from lossless_triplet.pipeline import resolve_holdout
+    from lossless_triplet.pipeline.selection import choose, prepare_features
     from lossless_triplet.training import BalancedBatchSampler, train_encoder
 
     train, _, holdout = _tables("kddi", root)

@@ -76,8 +76,8 @@ def kneighbors_retrieval(codes: np.ndarray, labels: np.ndarray) -> dict:
 
 def compare_part() -> dict:
     from lossless_triplet import experiment
-    from lossless_triplet.experiment import compare_losses
     from lossless_triplet.metrics import retrieval_metrics
+    from lossless_triplet.pipeline.compare import compare_losses
     from lossless_triplet.training import TrainConfig
 
     train, test = synthetic(11_700, 0), synthetic(23_400, 1)
@@ -115,7 +115,7 @@ def evaluate_part(rows: int) -> dict:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    from lossless_triplet.bundle import fit_fault_model
+    from lossless_triplet.pipeline import fit_fault_model
     from lossless_triplet.training import TrainConfig
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -110,12 +110,12 @@ def view_baseline(document: dict) -> dict:
 def unseen_auroc(train_codes, train_labels, test_codes, is_unseen) -> float:
     """AUROC of telling ``is_unseen`` test rows from the other test rows.
 
-    Uses :func:`lossless_triplet.experiment.unknown_auroc` (a FaultMemory fitted on every
+    Uses :func:`lossless_triplet.pipeline.compare.unknown_auroc` (a FaultMemory fitted on every
     training code, scored by ``unknown_score``): the unseen rows get the pseudo-class -1, which
     no training row has, and that pseudo-class is the "held-out" one. NaN when all or no test
     rows are unseen.
     """
-    from lossless_triplet.experiment import unknown_auroc
+    from lossless_triplet.pipeline.compare import unknown_auroc
 
     is_unseen = np.asarray(is_unseen, dtype=bool)
     pseudo = np.where(is_unseen, -1, 0)
@@ -139,7 +139,7 @@ class Runner:
         return self.TrainConfig(embedding_dim=dim, epochs=a.epochs, steps_per_epoch=a.steps, seed=a.seed)
 
     def compare(self, train, test, holdout, view, dim, name, tag):
-        from lossless_triplet.experiment import compare_losses
+        from lossless_triplet.pipeline.compare import compare_losses
 
         started = time.perf_counter()
         document, results = compare_losses(
@@ -262,7 +262,7 @@ class Runner:
                         train, test, classes[: a.max_folds], "raw", a.dim, notes=notes, extra_baselines=extra)
 
     def nsl_kdd(self):
-        from lossless_triplet.experiment import compare_losses
+        from lossless_triplet.pipeline.compare import compare_losses
 
         a = self.args
         data = bench_data.load_nsl_kdd(a.data_root, max_train=a.nsl_max_train, max_test=a.nsl_max_test,
@@ -302,7 +302,7 @@ class Runner:
                       f"Unknown AUROC here: {int(unseen.sum())} test rows whose attack name never occurs in the train "
                       f"file ({len(by_name)} names: " + ", ".join(f"{n} {c}" for n, c in by_name.items())
                       + f") against the other {int((~unseen).sum())} test rows, scored by the fault memory of all "
-                      "training codes (lossless_triplet.experiment.unknown_auroc).",
+                      "training codes (lossless_triplet.pipeline.compare.unknown_auroc).",
                       "One-shot macro-F1 here is closed-set (no class held out: nearest class centroid over the five "
                       "categories, unseen-name rows scored under their category); held-out accuracy does not apply."],
             "rows": rows, "folds": [{"holdout": [], "N": config.embedding_dim, "seconds": seconds, "document": document}],
@@ -342,9 +342,10 @@ def _aggregate(per_fold: list[dict]) -> dict:
 
 def _baseline_fold(train, test, cls, args) -> dict:
     """Baseline metrics of one leave-one-class-out fold on another preprocessing of the same split."""
-    from lossless_triplet.experiment import resolve_holdout, unknown_auroc
-    from lossless_triplet.metrics import one_shot_evaluation, retrieval_metrics
     from lossless_triplet.data import Standardizer
+    from lossless_triplet.metrics import one_shot_evaluation, retrieval_metrics
+    from lossless_triplet.pipeline.compare import unknown_auroc
+    from lossless_triplet.pipeline.selection import resolve_holdout
 
     held = resolve_holdout(train.class_names, [cls])
     known = ~np.isin(train.labels, held)
@@ -600,7 +601,7 @@ def main(argv=None) -> int:
             if not partial:
                 print(body)
             return
-        from lossless_triplet.experiment import json_safe
+        from lossless_triplet.io import json_safe
 
         args.out_json.write_text(json.dumps(json_safe({"meta": meta, "tables": runner.tables}), indent=1,
                                             allow_nan=False) + "\n")

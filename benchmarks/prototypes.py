@@ -94,9 +94,10 @@ def one_shot(train_x, train_y, test_x, test_y, heldout, seed: int, n_draws: int 
 
 def run(protocol: str, seeds, out_json: Path) -> list[dict]:
     """One record per seed: every (space, rule) pair's one-shot measures."""
-    from lossless_triplet.budget import EMBEDDING_DIM, TRAIN_STEPS, epochs_and_steps
-    from lossless_triplet.experiment import compare_losses, resolve_holdout
-    from lossless_triplet.selection import Representation, prepare_features
+    from lossless_triplet.defaults import EMBEDDING_DIM, TRAIN_STEPS, epochs_and_steps
+    from lossless_triplet.pipeline import compare_losses, resolve_holdout
+    from lossless_triplet.pipeline.selection import prepare_features
+    from lossless_triplet.representation import Representation
     from lossless_triplet.training import TrainConfig
 
     train, test, folds = generalisation._tables(protocol, None)

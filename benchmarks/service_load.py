@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as probe:
@@ -47,8 +48,8 @@ def free_port() -> int:
 
 def build_model(directory: Path) -> Path:
     """Train a small but realistic bundle on the KDDI train split into ``directory``."""
-    from lossless_triplet.bundle import fit_fault_model
     from lossless_triplet.data import load_kddi_nfv
+    from lossless_triplet.pipeline import fit_fault_model
     from lossless_triplet.training import TrainConfig
 
     config = TrainConfig(embedding_dim=16, hidden=(64, 64), epochs=2, steps_per_epoch=10)

@@ -38,9 +38,9 @@ def main(argv=None) -> int:
 
     import torch
 
-    from lossless_triplet.bundle import fit_fault_model
     from lossless_triplet.data import load_kddi_nfv
-    from lossless_triplet.detection import detect_file
+    from lossless_triplet.pipeline import fit_fault_model
+    from lossless_triplet.pipeline.detect import detect_file
     from lossless_triplet.spark import detect_parquet, spark_session
     from lossless_triplet.training import TrainConfig
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from lossless_triplet.checkpoint import (
-    checkpoint_path,
     check_fingerprint,
+    checkpoint_path,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,

@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lossless_triplet.bundle import FORMAT_VERSION, FaultModel, fit_fault_model
+from lossless_triplet.bundle import FORMAT_VERSION, FaultModel
 from lossless_triplet.cli import main
 from lossless_triplet.data import load_kddi_nfv
-from lossless_triplet.detection import detect_file, evaluate_model
+from lossless_triplet.pipeline import fit_fault_model
+from lossless_triplet.pipeline.detect import detect_file, evaluate_model
 from lossless_triplet.training import TrainConfig
 
 TINY = TrainConfig(embedding_dim=4, hidden=(16,), epochs=2, steps_per_epoch=5, samples_per_class=8)
@@ -72,7 +73,7 @@ def test_bundle_version_and_corruption_are_refused(model, tmp_path):
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Let detect take chunks smaller than its floor, to put chunk boundaries inside a test table."""
-    import lossless_triplet.detection as detection
+    import lossless_triplet.pipeline.detect as detection
 
     monkeypatch.setattr(detection, "MIN_CHUNK_ROWS", 1)
 
@@ -259,7 +260,7 @@ def test_train_refuses_a_table_of_constant_columns(tmp_path, capsys):
 def test_a_full_disk_leaves_no_partial_bundle_and_says_so(model, kddi, tmp_path, monkeypatch, capsys):
     import errno
 
-    import lossless_triplet.bundle as bundle_module
+    import lossless_triplet.io as io_module
 
     saved = model.save(tmp_path / "kept")
     before = {p.name: p.read_bytes() for p in saved.iterdir()}
@@ -270,7 +271,7 @@ def test_a_full_disk_leaves_no_partial_bundle_and_says_so(model, kddi, tmp_path,
         if len(calls) == 2:  # the encoder is on disk, the signatures are not: the bundle must not change
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(bundle_module.os, "fsync", full_on_second_file)
+    monkeypatch.setattr(io_module.os, "fsync", full_on_second_file)
     with pytest.raises(OSError, match="No space left on device while saving signatures.safetensors in .*kept; "
                                       "nothing was changed"):
         model.save(saved)
@@ -290,7 +291,7 @@ def test_a_full_disk_leaves_no_partial_bundle_and_says_so(model, kddi, tmp_path,
 
 
 def test_class_count_errors_say_what_to_change():
-    from lossless_triplet.experiment import resolve_holdout
+    from lossless_triplet.pipeline import resolve_holdout
 
     with pytest.raises(ValueError, match=r"the table has 1 class\(es\) \(normal\): training needs at least 2.*"
                                          "check the label column"):
@@ -300,7 +301,7 @@ def test_class_count_errors_say_what_to_change():
 
 
 def test_detect_takes_at_least_min_chunk_rows(model, kddi, tmp_path, monkeypatch):
-    import lossless_triplet.detection as detection
+    import lossless_triplet.pipeline.detect as detection
 
     sizes = []
     real = detection.iter_feature_table
@@ -333,3 +334,15 @@ def test_cli_evaluate_explain_scores_the_evidence_against_a_truth_column(model, 
     for status, entry in scores.items():
         hits = [i % 2 == 1 for i in faults.index[faults["status"] == status]]
         assert entry["hit_rate"] == pytest.approx(np.mean(hits))
+
+
+def test_the_old_module_names_still_import():
+    import lossless_triplet.bundle as bundle
+    from lossless_triplet import detection, experiment, pipeline, selection
+    from lossless_triplet.representation import Representation
+
+    assert bundle.fit_fault_model is pipeline.fit_fault_model
+    assert detection.detect_file is pipeline.detect_file and experiment.compare_losses is pipeline.compare_losses
+    assert selection.Representation is Representation and selection.select is pipeline.select
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        bundle.nothing  # noqa: B018

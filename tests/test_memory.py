@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from lossless_triplet.memory import MAX_SAMPLE, RADIUS_FLOOR, UNKNOWN, FaultMemory, is_reserved
+from lossless_triplet.validation import NotFittedError
 
 
 def clusters(seed=0, n=40, spread=0.02):
@@ -91,7 +92,7 @@ def test_errors():
         memory.add(UNKNOWN, [0.1, 0.2])
     with pytest.raises(ValueError, match="NaN"):
         memory.identify([[np.nan, 0.1]])
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(NotFittedError, match="FaultMemory is not fitted yet"):
         FaultMemory().identify([[0.1, 0.2]])
     with pytest.raises(ValueError, match="quantile"):
         FaultMemory(quantile=0)
@@ -144,3 +145,15 @@ def test_unknown_is_reserved_in_any_case(name):
     with pytest.raises(ValueError, match="other than 'unknown' \\(in any case"):
         memory.add(name, [0.1, 0.2])
     assert is_reserved(name) and not is_reserved("unknown-link")
+
+
+def test_the_last_signature_cannot_be_removed_and_entry_reads_one_row():
+    memory = FaultMemory().fit([[0.0, 0.0], [1.0, 1.0]], [0, 1], ["normal", "fault"])
+    assert memory.entry("fault") == next(r for r in memory.describe() if r["name"] == "fault")
+    assert memory.entry("fault")["count"] == 1
+    with pytest.raises(KeyError, match="known: normal, fault"):
+        memory.entry("nope")
+    memory.remove("fault")
+    with pytest.raises(ValueError, match="'normal' is the last signature; add another"):
+        memory.remove("normal")
+    assert memory.names == ["normal"]  # refused: nothing changed

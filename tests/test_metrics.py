@@ -17,7 +17,6 @@ from lossless_triplet.metrics import (
     retrieval_metrics,
 )
 
-
 # --------------------------------------------------------------------------- helpers
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from lossless_triplet.data import Dataset
 from lossless_triplet.data.views import FeatureView
-from lossless_triplet.selection import (
+from lossless_triplet.pipeline.selection import (
     Representation,
     candidate_representations,
     known_runs,

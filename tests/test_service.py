@@ -31,14 +31,13 @@ uvicorn = pytest.importorskip("uvicorn")
 from lossless_triplet.bundle import SIGNATURES_FILE, FaultModel  # noqa: E402
 from lossless_triplet.data import Dataset, Standardizer  # noqa: E402
 from lossless_triplet.data.views import FeatureView  # noqa: E402
-from lossless_triplet.detection import detect_file  # noqa: E402
-from lossless_triplet.memory import FaultMemory  # noqa: E402
 from lossless_triplet.losses import make_loss  # noqa: E402
+from lossless_triplet.memory import FaultMemory  # noqa: E402
 from lossless_triplet.models import encode  # noqa: E402
+from lossless_triplet.pipeline.detect import detect_file  # noqa: E402
+from lossless_triplet.service import TOKEN_ENV, UNKNOWN, create_app, identify_many, lock_bundle, read_token  # noqa: E402
+from lossless_triplet.service.server import MAX_HEAD_BYTES, BoundedHttpToolsProtocol, server_config  # noqa: E402
 from lossless_triplet.training import TrainConfig, train_encoder  # noqa: E402
-from lossless_triplet.http_limits import BoundedHttpToolsProtocol, MAX_HEAD_BYTES, server_config  # noqa: E402
-from lossless_triplet.service import (  # noqa: E402
-    DEFAULT_MAX_BODY_BYTES, TOKEN_ENV, UNKNOWN, _lock_bundle, create_app, identify_many, read_token)
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -446,10 +445,10 @@ def test_concurrent_changes_never_corrupt_the_bundle(model_dir, rows):
 
 
 def test_one_server_per_bundle(model_dir):
-    handle = _lock_bundle(model_dir)
+    handle = lock_bundle(model_dir)
     try:
         with pytest.raises(ValueError, match="one server per model bundle"):
-            _lock_bundle(model_dir)
+            lock_bundle(model_dir)
     finally:
         handle.close()
 
@@ -465,9 +464,6 @@ def test_token_comes_from_a_file_or_the_environment(tmp_path):
         read_token(path, environ={})
     with pytest.raises(FileNotFoundError):
         read_token(tmp_path / "missing", environ={})
-    from lossless_triplet.cli import serve
-
-    assert (serve.TOKEN_ENV, serve.DEFAULT_MAX_BODY_BYTES) == (TOKEN_ENV, DEFAULT_MAX_BODY_BYTES)
 
 
 # --------------------------------------------------------------------------- events
@@ -550,6 +546,17 @@ def test_metrics_health_and_docs(served, rows):
     assert {"/v1/identify", "/v1/faults", "/v1/faults/{name}", "/healthz", "/metrics"} <= set(spec["paths"])
     model = served.client.get("/v1/model").json()
     assert model["feature_names"] == NAMES and model["extra_fields"] == ["source", "timestamp"]
+    # the schema comes from the request and response models, and answers match them
+    from lossless_triplet.service.models import IdentifyResult, ModelInfo
+
+    body = spec["paths"]["/v1/identify"]["post"]["requestBody"]["content"]
+    assert [s["title"] for s in body["application/json"]["schema"]["oneOf"]] == ["RowsBody", "ColumnsBody"]
+    assert "application/vnd.apache.arrow.stream" in body
+    answer = spec["paths"]["/v1/identify"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == {"$ref": "#/components/schemas/IdentifyResult"}
+    assert {"IdentifyResult", "RowResult", "FaultChange", "ModelInfo", "Error"} <= set(spec["components"]["schemas"])
+    ModelInfo.model_validate(model)
+    IdentifyResult.model_validate(served.client.post("/v1/identify", json=as_records(rows[:3])).json())
 
 
 def test_faults_added_counter(model_dir, rows):
@@ -682,7 +689,7 @@ def test_serve_command_with_a_token_file(model_dir, rows, tmp_path):
 def test_a_full_disk_answers_507_and_changes_nothing(model_dir, rows, monkeypatch, caplog):
     import errno
 
-    import lossless_triplet.bundle as bundle_module
+    import lossless_triplet.io as io_module
 
     before = digest(model_dir)
     with ThreadServer(create_app(model_dir, token=TOKEN)) as server:
@@ -692,7 +699,7 @@ def test_a_full_disk_answers_507_and_changes_nothing(model_dir, rows, monkeypatc
         def full(fd):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(bundle_module.os, "fsync", full)
+        monkeypatch.setattr(io_module.os, "fsync", full)
         with caplog.at_level(logging.ERROR, logger="lossless_triplet.service"):
             added = server.client.post("/v1/faults", json={"name": "disk-full", "rows": as_records(rows[:1])},
                                        headers=AUTH)

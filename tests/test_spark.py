@@ -13,10 +13,10 @@ pytest.importorskip("pyspark")
 if shutil.which("java") is None:
     pytest.skip("Spark needs Java 17 (openjdk-17-jre-headless)", allow_module_level=True)
 
-from lossless_triplet.bundle import fit_fault_model  # noqa: E402
 from lossless_triplet.cli import main  # noqa: E402
 from lossless_triplet.data import Dataset  # noqa: E402
-from lossless_triplet.detection import detect_file  # noqa: E402
+from lossless_triplet.pipeline import fit_fault_model  # noqa: E402
+from lossless_triplet.pipeline.detect import detect_file  # noqa: E402
 from lossless_triplet.spark import detect_dataframe, detect_parquet, spark_session  # noqa: E402
 from lossless_triplet.training import TrainConfig  # noqa: E402
 

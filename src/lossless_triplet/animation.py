@@ -1,6 +1,6 @@
 """The training animation: codes of a fixed sample of test rows, epoch by epoch, one panel per loss.
 
-:class:`CodeRecorder` hooks into :func:`~lossless_triplet.experiment.compare_losses`
+:class:`CodeRecorder` hooks into :func:`~lossless_triplet.pipeline.compare.compare_losses`
 (its ``on_epoch_factory``) and records the codes of a fixed, class-balanced
 sample of test rows at chosen epochs; the result is a :class:`Recording`, which
 saves to and loads from ``animation.npz`` (plain arrays, no pickle), and
@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
 
+from .io import written_at_end
+from .models import encode
 from .plots import axis_names, class_styles, draw_status_scatter, project_to_3d, status_label, subsample_per_class
 
 __all__ = ["CodeRecorder", "Recording", "snapshot_epochs", "write_training_gif"]
@@ -123,7 +130,7 @@ class CodeRecorder:
     """Records the codes of a fixed, class-balanced sample of test rows during training.
 
     Pass :meth:`factory` as ``on_epoch_factory`` to
-    :func:`~lossless_triplet.experiment.compare_losses`; every loss then sees the
+    :func:`~lossless_triplet.pipeline.compare.compare_losses`; every loss then sees the
     same rows at the same epochs, and :meth:`recording` returns what was seen.
 
     Args:
@@ -165,7 +172,6 @@ class CodeRecorder:
         Raises:
             ValueError: test_features has fewer rows than the sample needs.
         """
-        from .models import encode
 
         if len(test_features) <= self.rows_.max():
             raise ValueError(f"test_features has {len(test_features)} rows; the recorder's labels had more")
@@ -261,11 +267,6 @@ def write_training_gif(recording: Recording, path: str | Path, *, panel_px: int 
     Raises:
         ValueError: an empty recording.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator
-    from PIL import Image
 
     names = recording.losses
     if not names or len(recording.epochs) == 0:
@@ -323,15 +324,15 @@ def write_training_gif(recording: Recording, path: str | Path, *, panel_px: int 
     quantised = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
     durations = [frame_ms] * (len(quantised) - 1) + [hold_ms]
     path = Path(path)
-    quantised[0].save(path, save_all=True, append_images=quantised[1:], duration=durations, loop=0,
-                      optimize=False, disposal=1)
+    with written_at_end(path) as tmp:
+        quantised[0].save(tmp, save_all=True, append_images=quantised[1:], duration=durations, loop=0,
+                          optimize=False, disposal=1)
     return path
 
 
 def _shared_palette(frames: list) -> object:
     """One 256-colour palette for every frame (quantised from a first / middle / last montage),
     so colours do not flicker between frames."""
-    from PIL import Image
 
     picks = [frames[0], frames[len(frames) // 2], frames[-1]]
     montage = Image.new("RGB", (picks[0].width, picks[0].height * len(picks)))

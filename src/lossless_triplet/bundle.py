@@ -4,7 +4,7 @@ Layout of a bundle directory (format version :data:`FORMAT_VERSION`):
 
 - ``model.json``: format name and version, feature names, class names, the
   fitted feature view and scaler, encoder architecture, the representation the memory
-  compares (code and/or view features, :class:`~lossless_triplet.selection.Representation`),
+  compares (code and/or view features, :class:`~lossless_triplet.representation.Representation`),
   loss, training config, and what the selection chose and why;
 - ``encoder.safetensors``: encoder weights;
 - ``signatures.safetensors``: the fault memory (arrays, with its JSON
@@ -16,79 +16,33 @@ fsync, rename), so a crash leaves the old or the new file, never half of one.
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import shutil
-import tempfile
-from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save as save_arrays
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 
-from .data import Dataset, Standardizer
+from .data import Standardizer
 from .data.views import FeatureView
 from .explain import Explainer
+from .io import atomic_write_files
 from .memory import FaultMemory
-from .selection import Representation, choose, prepare_features
+from .models import Encoder, encode
+from .representation import Representation
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "FaultModel", "fit_fault_model", "atomic_write_bytes"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "FaultModel"]
 
 FORMAT = "lossless-triplet-model"
 FORMAT_VERSION = 2  # 2: floored view spreads with constant flags, the representation
 # rows from which FaultModel.features with a pool computes two halves at once (below it the hand-off costs more)
 PARALLEL_ROWS = 2048
 MODEL_FILE, ENCODER_FILE, SIGNATURES_FILE = "model.json", "encoder.safetensors", "signatures.safetensors"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and rename (POSIX-atomic)."""
-    atomic_write_files(Path(path).parent, {Path(path).name: data})
-
-
-NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-
-
-def atomic_write_files(directory: Path, files: dict[str, bytes]) -> None:
-    """Write several files of one directory so that either all of them change or none does.
-
-    Every file is first written in full beside its target (a temporary name, fsynced); only when
-    all are on disk are they renamed over their targets, in the given order (put the file that
-    declares a bundle complete last). A failure while writing (a full disk, a quota) removes
-    the temporary files and leaves every target as it was.
-
-    Raises:
-        OSError: with the same errno, naming the file, the directory and that nothing was changed.
-    """
-    directory = Path(directory)
-    staged: list[tuple[str, Path]] = []
-    name = "?"
-    try:
-        for name, data in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-            staged.append((name, Path(tmp)))
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-    except OSError as error:
-        for _, tmp in staged:
-            tmp.unlink(missing_ok=True)
-        raise OSError(error.errno, f"{error.strerror or error} while saving {name} in {directory}; "
-                                   "nothing was changed") from error
-    except BaseException:
-        for _, tmp in staged:
-            tmp.unlink(missing_ok=True)
-        raise
-    for name, tmp in staged:
-        os.replace(tmp, directory / name)
-    handle = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
 
 
 @dataclass
@@ -159,7 +113,6 @@ class FaultModel:
         """Codes of raw rows (``previous`` and ``pool`` as in :meth:`features`).
 
         Shape: raw (n, F) -> (n, N) float32 in [0, 1]."""
-        from .models import encode
 
         return encode(self.encoder, self.features(raw, previous, pool=pool))
 
@@ -167,7 +120,6 @@ class FaultModel:
         """The memory's vectors of scaled features (:meth:`features` output): see :attr:`representation`.
 
         Shape: x (n, view features) float32 -> float32 (n, width of the memory's vectors)."""
-        from .models import encode
 
         return self.representation.combine(encode(self.encoder, x), x)
 
@@ -228,7 +180,6 @@ class FaultModel:
         Raises:
             OSError: the write failed; the message names the file and says nothing was changed.
         """
-        from safetensors.torch import save as save_tensors
 
         directory = Path(directory)
         created = not directory.exists()
@@ -255,7 +206,6 @@ class FaultModel:
         return directory
 
     def _signature_bytes(self) -> bytes:
-        from safetensors.numpy import save as save_arrays
 
         meta, arrays = self.memory.to_state()
         return save_arrays({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata={"memory": json.dumps(meta)})
@@ -276,10 +226,6 @@ class FaultModel:
             FileNotFoundError: not a bundle directory (a file is missing).
             ValueError: another format or version, or a corrupt file.
         """
-        from safetensors import safe_open
-        from safetensors.torch import load as load_tensors
-
-        from .models import Encoder
 
         directory = Path(directory)
         for name in (MODEL_FILE, ENCODER_FILE, SIGNATURES_FILE):
@@ -315,97 +261,6 @@ class FaultModel:
                    explainer=explainer)
 
 
-def fit_fault_model(
-    data: Dataset,
-    *,
-    loss: str = "triplet",
-    holdout: Sequence[str] = (),
-    view: str = "auto",
-    representation: str | None = None,
-    time_ordered: bool | None = None,
-    config=None,
-    memory: FaultMemory | None = None,
-    progress: bool = True,
-    checkpoint_dir: str | Path | None = None,
-    checkpoint_every: int | None = None,
-    resume: bool = False,
-) -> FaultModel:
-    """Train the full pipeline on a labelled table and build its fault memory.
-
-    Held-out classes are removed from training, history included (their minutes never reach a
-    training row through a delta or a baseline; :func:`~lossless_triplet.selection.prepare_features`),
-    and get no signature (add them later from one example with :meth:`FaultModel.add_fault`).
-    With ``view="auto"`` or ``representation=None`` the choices are made on this table alone by
-    :func:`~lossless_triplet.selection.select` (inner leave-one-known-fault-out one-shot validation)
-    and recorded in ``info["selection"]`` (saved in model.json).
-
-    Under torchrun (an initialised process group, see
-    :mod:`lossless_triplet.distributed`) every rank computes the same view,
-    scaler, selection and memory (they are deterministic given the table) and trains its
-    shard of each batch; every rank returns the same model, and only rank 0
-    should save it.
-
-    Args:
-        data: the labelled training table (raw features, NaN = missing), rows in table order.
-        loss: a name from :data:`lossless_triplet.losses.LOSSES` (default ``"triplet"``).
-        holdout: class names left out.
-        view: a feature view name, or ``"auto"``: chosen among
-            :func:`~lossless_triplet.data.views.candidate_views` by the selection.
-        representation: what the memory compares, by name (``code``, ``code+0.5*excess``, ...; see
-            :meth:`~lossless_triplet.selection.Representation.parse`); None: chosen by the selection.
-        time_ordered: whether the rows are one network's minutes in time order (baseline views
-            become candidates); None: True when the table has strictly increasing timestamps.
-        config: :class:`~lossless_triplet.training.TrainConfig` (default: N = 16, 24 x 50
-            steps, as the ``train`` command).
-        memory: an unfitted memory with the radius rule you want (default FaultMemory()).
-        progress: show a progress bar (rank 0 only).
-        checkpoint_dir, checkpoint_every, resume: resumable training, see
-            :func:`~lossless_triplet.training.train_encoder`.
-
-    Raises:
-        ValueError: an unknown loss, view or held-out class; too few classes; training rows
-            whose features take fewer distinct values than there are classes; a training run
-            whose code collapsed (:class:`~lossless_triplet.training.CodeHealth`: the message
-            names the fix); a checkpoint problem (see :func:`~lossless_triplet.training.train_encoder`).
-    """
-    from .budget import EMBEDDING_DIM, TRAIN_STEPS, epochs_and_steps
-    from .experiment import resolve_holdout
-    from .losses import make_loss
-    from .training import TrainConfig, distinct_rows, train_encoder
-
-    if config is None:
-        epochs, per_epoch = epochs_and_steps(TRAIN_STEPS)
-        config = TrainConfig(embedding_dim=EMBEDDING_DIM, epochs=epochs, steps_per_epoch=per_epoch)
-    loss_fn = make_loss(loss, embedding_dim=config.embedding_dim)
-    heldout = resolve_holdout(data.class_names, holdout)
-    known = ~np.isin(data.labels, heldout)
-    time_ordered = data.is_time_ordered if time_ordered is None else bool(time_ordered)
-    n_classes, n_distinct = len(np.unique(data.labels[known])), distinct_rows(np.nan_to_num(data.features[known]))
-    if n_distinct < n_classes:
-        raise ValueError(
-            f"the {int(known.sum())} training rows hold only {n_distinct} distinct row(s) of feature values for "
-            f"{n_classes} classes: nothing can tell the classes apart. Check that the KPI columns vary (a table "
-            "of constant columns cannot be learned) and that --label-column names the status")
-    selection = choose(data, known, view=view, representation=representation, time_ordered=time_ordered,
-                       loss=loss, config=config)
-    prepared = prepare_features(data.features, data.feature_names, known, selection.view)
-    labels = data.labels[known]
-    trained = train_encoder(prepared.x_known, labels, loss_fn, config, progress=progress, description=loss,
-                            checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
-    if trained.health is not None and trained.health.collapsed:
-        raise ValueError(trained.health.message(config.learning_rate))
-    model = FaultModel(view=prepared.view, scaler=prepared.scaler, encoder=trained.model,
-                       memory=memory or FaultMemory(), representation=selection.representation.fit(
-                           prepared.x_known, prepared.view.invariant_features_),
-                       explainer=Explainer.for_table(data, time_ordered=time_ordered, rows=known))
-    model.memory.fit(model.represent_features(prepared.x_known), labels, data.class_names)
-    model.info = {"loss": loss, "class_names": list(data.class_names), "holdout": list(holdout),
-                  "time_ordered": time_ordered, "selection": selection.to_dict(),
-                  "train_config": config.to_dict(), "history": trained.history, "n_train_rows": int(known.sum()),
-                  "code_health": trained.health.to_dict() if trained.health is not None else None}
-    return model
-
-
 def _example_rows(examples, n_rows: int) -> np.ndarray:
     """Row indices of ``examples`` (a boolean mask of ``n_rows`` or indices), at least one."""
     examples = np.asarray(examples)
@@ -424,3 +279,14 @@ def _example_rows(examples, n_rows: int) -> np.ndarray:
     if rows.size == 0:
         raise ValueError("examples selects no row; mark at least one row as an example of the fault")
     return rows
+
+
+def __getattr__(name: str):
+    """``bundle.fit_fault_model``, the old home of :func:`lossless_triplet.pipeline.fit_fault_model`, kept
+    working for existing code. Resolved on first use by name, so the format layer does not import the
+    pipeline above it."""
+    if name == "fit_fault_model":
+        import importlib
+
+        return importlib.import_module("lossless_triplet.pipeline.fit").fit_fault_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,7 +8,7 @@ names sort by step) is one header line and a ``torch.save`` payload::
 The payload holds only tensors, dicts, lists, strings and numbers, so it is
 read with ``torch.load(weights_only=True)`` (no arbitrary pickle). The file is
 written to a temporary file in the same directory, fsynced and renamed
-(:func:`lossless_triplet.bundle.atomic_write_bytes`), and the digest catches
+(:func:`lossless_triplet.io.atomic_write_bytes`), and the digest catches
 what the rename cannot: a truncated copy, a disk error, an edited file. A bad
 checkpoint is refused with a :class:`ValueError` naming it and the way out;
 it is never skipped in silence.
@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+
+from .io import atomic_write_bytes
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -96,8 +98,6 @@ def save_checkpoint(directory: str | Path, state: Mapping, *, keep: int = KEEP) 
     Raises:
         ValueError: no int ``"step"``, or ``keep`` < 1.
     """
-    from .bundle import atomic_write_bytes
-
     if not isinstance(state.get("step"), int):
         raise ValueError(f"a checkpoint state needs an int 'step', got {state.get('step')!r}")
     if keep < 1:

@@ -33,6 +33,7 @@ from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
+from torch.distributed.nn.functional import all_gather
 
 __all__ = [
     "default_backend",
@@ -194,7 +195,6 @@ def gather_codes(codes: torch.Tensor) -> torch.Tensor:
     """
     if not is_distributed() or world_size() == 1:
         return codes
-    from torch.distributed.nn.functional import all_gather
 
     with warnings.catch_warnings():
         # torch 2.13 marks it deprecated in favour of a private API (_functional_collectives); it still

@@ -35,8 +35,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .data.views import CLIP, FeatureView, column_parts
+from .validation import check_state, state_header
 
 __all__ = ["EVIDENCE_K", "Explainer", "format_evidence", "normal_status"]
 
@@ -184,7 +187,7 @@ class Explainer:
 
     def to_dict(self) -> dict:
         """JSON-safe state (see :meth:`from_dict`)."""
-        return {"view": self.view.to_dict(), "normal_status": self.normal_status, "k": self.k,
+        return {**state_header("Explainer", 1), "view": self.view.to_dict(), "normal_status": self.normal_status, "k": self.k,
                 "missing_rate": [round(float(r), 6) for r in self.missing_rate]}
 
     @classmethod
@@ -192,8 +195,9 @@ class Explainer:
         """Inverse of :meth:`to_dict`.
 
         Raises:
-            ValueError: a missing key (a corrupt bundle).
+            ValueError: another kind or version of state, a missing key (a corrupt bundle).
         """
+        check_state(state, "Explainer", (1,), unversioned=1)  # bundles before versioned states: 1
         try:
             return cls(FeatureView.from_dict(state["view"]), str(state["normal_status"]), int(state.get("k", EVIDENCE_K)),
                        np.asarray(state["missing_rate"], dtype=np.float64))
@@ -251,8 +255,6 @@ def format_evidence(names: Sequence[str], columns: np.ndarray, values: np.ndarra
 
     Built with Arrow's string kernels over whole columns (a lookup table of the one-decimal texts):
     formatting 65,536 rows one by one in Python took longer than explaining them."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     n, k = columns.shape
     if n == 0:

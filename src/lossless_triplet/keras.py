@@ -95,7 +95,6 @@ from typing import Any
 
 import keras
 from keras import ops
-
 from lossless_triplet.losses._checks import check_eps, check_margin, resolve_beta, single_class_message
 from lossless_triplet.losses.functional import CONTRASTIVE_MARGIN, EPS, TRIPLET_MARGIN
 

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .validation import check_is_fitted, check_state, state_header
+
 __all__ = ["UNKNOWN", "RADIUS_FLOOR", "Signature", "FaultMemory", "is_reserved"]
 
 UNKNOWN = "unknown"
@@ -138,8 +140,7 @@ class FaultMemory:
         return self
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "signatures_"):
-            raise ValueError("the fault memory is empty: call fit(codes, labels, class_names) first")
+        check_is_fitted(self, "signatures_", "fit(codes, labels, class_names) or add(name, codes)")
 
     def add(self, name: str, codes) -> Signature:
         """Create the signature ``name`` from ``codes``, or extend it with them.
@@ -176,14 +177,18 @@ class FaultMemory:
         return signature
 
     def remove(self, name: str) -> None:
-        """Forget the signature ``name``.
+        """Forget the signature ``name``. The last signature cannot go: :meth:`identify` would have
+        nothing to match (add another first).
 
         Raises:
             KeyError: no such signature (the message lists the known ones).
+            ValueError: it is the last one.
         """
         self._check_fitted()
         if name not in self.signatures_:
             raise KeyError(f"no fault signature named {name!r}; known: {', '.join(self.signatures_)}")
+        if len(self.signatures_) == 1:
+            raise ValueError(f"{name!r} is the last signature; add another before removing it")
         del self.signatures_[name]
 
     @property
@@ -225,6 +230,16 @@ class FaultMemory:
         radii = self.radii()
         return [{"name": n, "count": s.count, "radius": radii[n], "learned_radius": s.count >= self.min_members}
                 for n, s in self.signatures_.items()]
+
+    def entry(self, name: str) -> dict:
+        """The :meth:`describe` row of the signature ``name``.
+
+        Raises:
+            KeyError: no such signature (the message lists the known ones)."""
+        for row in self.describe():
+            if row["name"] == name:
+                return row
+        raise KeyError(f"no fault signature named {name!r}; known: {', '.join(self.names)}")
 
     # ------------------------------------------------------------------ matching
     def _matching(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -284,7 +299,7 @@ class FaultMemory:
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """(JSON-safe metadata, name-keyed arrays) for saving without pickle; see :meth:`from_state`."""
         self._check_fitted()
-        meta = {"quantile": self.quantile, "slack": self.slack, "min_members": self.min_members,
+        meta = {**state_header("FaultMemory", 1), "quantile": self.quantile, "slack": self.slack, "min_members": self.min_members,
                 "seed": self.seed, "embedding_dim": self.embedding_dim_,
                 "signatures": [{"name": n, "count": s.count} for n, s in self.signatures_.items()]}
         arrays = {}
@@ -298,8 +313,9 @@ class FaultMemory:
         """Rebuild a memory saved with :meth:`to_state`.
 
         Raises:
-            ValueError: missing keys or arrays (a corrupt bundle).
+            ValueError: another kind or version of state, missing keys or arrays (a corrupt bundle).
         """
+        check_state(meta, "FaultMemory", (1,), unversioned=1)  # bundles before versioned states: 1
         try:
             memory = cls(meta["quantile"], meta["slack"], meta["min_members"], meta["seed"])
             memory.embedding_dim_ = int(meta["embedding_dim"])

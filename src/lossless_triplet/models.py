@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .defaults import EMBEDDING_DIM
+
 __all__ = ["Encoder", "encode"]
 
 
@@ -22,7 +24,8 @@ class Encoder(nn.Module):
 
     Args:
         in_features: number of input features F (>= 1).
-        embedding_dim: code width N (>= 1); 3 in the seed, so the code is its own 3-D picture.
+        embedding_dim: code width N (>= 1; default :data:`~lossless_triplet.defaults.EMBEDDING_DIM`, 16;
+            3 in the seed, so the code is its own 3-D picture).
         hidden: widths of the hidden layers (each >= 1); empty for a linear map.
 
     Shape:
@@ -34,7 +37,7 @@ class Encoder(nn.Module):
     Source: the Siamese encoder of M.-O. Arsenault, "Lossless Triplet loss", 2018.
     """
 
-    def __init__(self, in_features: int, embedding_dim: int = 3, hidden: Sequence[int] = (64, 64)) -> None:
+    def __init__(self, in_features: int, embedding_dim: int = EMBEDDING_DIM, hidden: Sequence[int] = (64, 64)) -> None:
         super().__init__()
         widths = [in_features, *hidden, embedding_dim]
         if any(int(w) < 1 for w in widths):

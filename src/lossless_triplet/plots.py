@@ -11,6 +11,10 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
+from sklearn.decomposition import PCA
+
+from .io import written_at_end
 
 __all__ = [
     "PALETTE", "FAULT_MARKERS", "class_styles", "project_to_3d", "axis_names", "subsample_per_class",
@@ -69,7 +73,6 @@ def project_to_3d(codes: np.ndarray, *, reference: np.ndarray | None = None) -> 
         return codes, "the code itself (N = 3)"
     if n < 3:
         return np.pad(codes, ((0, 0), (0, 3 - n))), f"N = {n}, padded with zeros"
-    from sklearn.decomposition import PCA
 
     pca = PCA(n_components=3, random_state=0).fit(reference)
     explained = 100 * pca.explained_variance_ratio_.sum()
@@ -155,7 +158,6 @@ def plot_embeddings(
     Returns:
         The path written (PNG, about 770 x 660 px).
     """
-    from matplotlib.figure import Figure
 
     codes = np.asarray(codes)
     labels = np.asarray(labels)
@@ -173,7 +175,8 @@ def plot_embeddings(
     fig.legend(handles, names, loc="center left", bbox_to_anchor=(0.72, 0.5), fontsize=8, markerscale=2,
                title="status (test rows)", title_fontsize=8)
     path = Path(path)
-    fig.savefig(path)
+    with written_at_end(path) as tmp:
+        fig.savefig(tmp)
     return path
 
 
@@ -190,7 +193,6 @@ def plot_loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], pat
     Returns:
         The path written (PNG).
     """
-    from matplotlib.figure import Figure
 
     names = list(histories)
     fig = Figure(figsize=(3.6 * max(1, len(names)), 3.4), dpi=110)
@@ -207,5 +209,6 @@ def plot_loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], pat
         ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path)
+    with written_at_end(path) as tmp:
+        fig.savefig(tmp)
     return path

@@ -20,7 +20,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
 
+from .io import atomic_write_text
 from .plots import PALETTE, axis_names, class_styles, project_to_3d, status_label, subsample_per_class
 
 __all__ = ["METRIC_COLUMNS", "ONE_SHOT_COLUMNS", "write_report"]
@@ -158,7 +162,6 @@ def _metric_rows(metrics: Mapping) -> list[tuple[str, Mapping, bool]]:
 
 def _scatter_figure(name: str, codes: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
                     holdout: Sequence[str]):
-    import plotly.graph_objects as go
 
     points, note = project_to_3d(codes)
     rows = subsample_per_class(labels, MAX_POINTS_PER_CLASS, seed=0)
@@ -193,7 +196,6 @@ def _scatter_figure(name: str, codes: np.ndarray, labels: np.ndarray, class_name
 def _confusion_figure(name: str, confusion: Mapping):
     """Heatmap of one loss's one-shot confusion: colour = share of the true status's rows (row-normalised),
     text = mean count over the draws."""
-    import plotly.graph_objects as go
 
     counts = np.asarray(confusion["counts"], dtype=np.float64)
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1e-12)
@@ -217,8 +219,6 @@ def _evidence_table(by_status: Mapping[str, Sequence[Mapping]]) -> str:
 
 
 def _curves_figure(histories: Mapping[str, Mapping[str, Sequence[float]]]):
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
 
     names = list(histories)
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=[html.escape(n) for n in names],
@@ -286,7 +286,6 @@ def write_report(
         ValueError: no codes, or codes whose row count differs from test_labels.
         FileNotFoundError: animation_gif given but missing.
     """
-    from plotly.offline import get_plotlyjs
 
     test_labels = np.asarray(test_labels, dtype=np.int64)
     if not test_codes:
@@ -366,5 +365,5 @@ def write_report(
         + "\n".join(parts) + f"\n{_RENDER_PROBE}\n</body>\n</html>\n"
     )
     path = Path(path)
-    path.write_text(page, encoding="utf-8")
+    atomic_write_text(path, page)
     return path

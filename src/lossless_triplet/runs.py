@@ -22,9 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .animation import Recording
+from .animation import Recording, write_training_gif
+from .io import write_json, written_at_end
+from .plots import plot_embeddings, plot_loss_curves
+from .report import write_report
 
-__all__ = ["Run", "save_run", "load_run", "render_run", "CODES_FILE", "HISTORY_FILE", "ANIMATION_FILE"]
+__all__ = ["Run", "save_run", "load_run", "render_run", "write_metrics", "CODES_FILE", "HISTORY_FILE", "METRICS_FILE",
+           "ANIMATION_FILE"]
 
 CODES_FILE = "codes.npz"
 HISTORY_FILE = "history.json"
@@ -53,6 +57,11 @@ class Run:
     recording: Recording | None = None
 
 
+def write_metrics(document: dict, out_dir: str | Path) -> Path:
+    """Write ``metrics.json`` (strict JSON: non-finite numbers become null) into ``out_dir``."""
+    return write_json(Path(out_dir) / METRICS_FILE, document)
+
+
 def save_run(run: Run, out_dir: str | Path) -> list[Path]:
     """Write ``metrics.json``, ``codes.npz``, ``history.json`` and (if recorded) ``animation.npz``.
 
@@ -63,8 +72,6 @@ def save_run(run: Run, out_dir: str | Path) -> list[Path]:
         ValueError: no codes, or codes of different shapes across losses or
             whose row count differs from the labels.
     """
-    from .experiment import json_safe, write_metrics
-
     names = list(run.test_codes)
     if not names:
         raise ValueError("the run has no codes to save")
@@ -75,16 +82,17 @@ def save_run(run: Run, out_dir: str | Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [write_metrics(run.metrics, out_dir)]
     codes_path = out_dir / CODES_FILE
-    np.savez_compressed(
-        codes_path,
-        losses=np.array(names, dtype=str),
-        class_names=np.array(run.class_names, dtype=str),
-        test_labels=np.asarray(run.test_labels, dtype=np.int64),
-        test_codes=np.stack([np.asarray(run.test_codes[n], dtype=np.float32) for n in names]),
-    )
+    with written_at_end(codes_path) as tmp, tmp.open("wb") as handle:
+        np.savez_compressed(
+            handle,
+            losses=np.array(names, dtype=str),
+            class_names=np.array(run.class_names, dtype=str),
+            test_labels=np.asarray(run.test_labels, dtype=np.int64),
+            test_codes=np.stack([np.asarray(run.test_codes[n], dtype=np.float32) for n in names]),
+        )
     written.append(codes_path)
     history_path = out_dir / HISTORY_FILE
-    history_path.write_text(json.dumps(json_safe(run.histories), indent=1, allow_nan=False) + "\n")
+    write_json(history_path, run.histories, indent=1)
     written.append(history_path)
     if run.recording is not None:
         written.append(run.recording.save(out_dir / ANIMATION_FILE))
@@ -129,9 +137,6 @@ def render_run(run: Run, out_dir: str | Path, *, report: bool = True) -> list[Pa
     Returns:
         The paths written.
     """
-    from .animation import write_training_gif
-    from .plots import plot_embeddings, plot_loss_curves
-    from .report import write_report
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

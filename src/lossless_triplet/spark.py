@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lossless_triplet.detection import PREDICTION_COLUMNS, identified_chunks, prediction_columns
+from lossless_triplet.pipeline.detect import PREDICTION_COLUMNS, identified_chunks, prediction_columns
 
 __all__ = ["detect_dataframe", "detect_parquet", "spark_session", "main"]
 

@@ -9,7 +9,6 @@ write resumable checkpoints (see :mod:`lossless_triplet.checkpoint`).
 from __future__ import annotations
 
 import copy
-
 import hashlib
 import json
 import logging
@@ -21,8 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
 
 from . import distributed
+from .checkpoint import check_fingerprint, latest_checkpoint, load_checkpoint, save_checkpoint
+from .defaults import EMBEDDING_DIM, TRAIN_STEPS, epochs_and_steps
 from .models import Encoder, encode
 
 __all__ = [
@@ -42,9 +45,10 @@ class TrainConfig:
     """Everything that decides a training run; two runs with equal configs give equal models.
 
     Attributes:
-        embedding_dim: code width N.
+        embedding_dim: code width N (default :data:`~lossless_triplet.defaults.EMBEDDING_DIM`, 16).
         hidden: hidden layer widths of the MLP encoder.
-        epochs: number of epochs; one epoch is ``steps_per_epoch`` optimiser steps.
+        epochs: number of epochs; one epoch is ``steps_per_epoch`` optimiser steps (default: the
+            ``train`` budget, :data:`~lossless_triplet.defaults.TRAIN_STEPS` = 24 x 50 steps).
         steps_per_epoch: optimiser steps (batches) per epoch.
         classes_per_batch: P, classes per batch (all classes when fewer exist).
         samples_per_class: K, rows per class per batch (drawn with replacement
@@ -54,10 +58,10 @@ class TrainConfig:
         seed: seeds torch, the sampler and the test-loss sample.
     """
 
-    embedding_dim: int = 3
+    embedding_dim: int = EMBEDDING_DIM
     hidden: tuple[int, ...] = (64, 64)
-    epochs: int = 30
-    steps_per_epoch: int = 50
+    epochs: int = epochs_and_steps(TRAIN_STEPS)[0]
+    steps_per_epoch: int = epochs_and_steps(TRAIN_STEPS)[1]
     classes_per_batch: int = 8
     samples_per_class: int = 32
     learning_rate: float = 1e-3
@@ -335,7 +339,6 @@ def _check_same_data(digest: str) -> None:
 
 def _open_checkpoints(directory: Path, resume: bool, fingerprint: dict | None, total_steps: int) -> dict | None:
     """On rank 0: the state to resume from (or None), after every check."""
-    from .checkpoint import check_fingerprint, latest_checkpoint, load_checkpoint
 
     found = latest_checkpoint(directory)
     if not resume:
@@ -482,13 +485,11 @@ def train_encoder(
 
     net: nn.Module = model
     if distributed.is_distributed():
-        from torch.nn.parallel import DistributedDataParallel
 
         cuda = distributed.device().type == "cuda"
         net = DistributedDataParallel(model, device_ids=[distributed.device().index] if cuda else None)
     bar = None
     if progress and distributed.is_main_process():
-        from tqdm.auto import tqdm
 
         bar = tqdm(total=config.epochs, initial=start_step // per_epoch, desc=description, unit="epoch", leave=False)
 
@@ -521,7 +522,6 @@ def train_encoder(
                 on_epoch(epoch, model, record)
             model.train()
         if checkpoint_every is not None and step % checkpoint_every == 0 and distributed.is_main_process():
-            from .checkpoint import save_checkpoint
 
             save_checkpoint(checkpoint_dir, {
                 "step": step,

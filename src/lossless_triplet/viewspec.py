@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .defaults import AUTO_VIEW
+
 __all__ = ["AUTO", "BASES", "OPTIONS", "VIEWS", "ViewSpec", "parse_view"]
 
-AUTO = "auto"
+AUTO = AUTO_VIEW  # the view chosen by the honest protocol, not a base
 BASES = ("raw", "columns", "pooled", "kpi-stats")
 # Canonical order of the options in a name (keeps the first round's names: kpi-stats+delta+link).
 OPTIONS = ("delta", "link", "pooled", "baseline")

@@ -16,8 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lossless_triplet.data import iter_feature_table
-from lossless_triplet.data import tables
+from lossless_triplet.data import iter_feature_table, tables
 
 HEADER = ["a", "note", "b", "c"]
 FEATURES = ["c", "a"]

@@ -203,8 +203,7 @@ def test_iter_feature_table_streams_chunks_and_names_the_bad_row(tmp_path):
 @pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
 def test_iter_feature_table_in_small_blocks_equals_the_whole_file_read(tmp_path, monkeypatch, suffix):
     """Blocks cut at line ends (here ~40 bytes) give the same rows as pandas reading it all."""
-    from lossless_triplet.data import iter_feature_table
-    from lossless_triplet.data import tables
+    from lossless_triplet.data import iter_feature_table, tables
 
     monkeypatch.setattr(tables, "_TEXT_BLOCK_BYTES", 40)
     rng = np.random.default_rng(0)
@@ -221,8 +220,7 @@ def test_iter_feature_table_in_small_blocks_equals_the_whole_file_read(tmp_path,
 def test_iter_feature_table_reads_padded_numbers_and_names_the_row_of_a_bad_cell(tmp_path, monkeypatch):
     """Space-padded numbers are numbers; a cell that is not one is named with its data row, though
     Arrow's own error names none."""
-    from lossless_triplet.data import iter_feature_table
-    from lossless_triplet.data import tables
+    from lossless_triplet.data import iter_feature_table, tables
 
     monkeypatch.setattr(tables, "_TEXT_BLOCK_BYTES", 16)
     lines = ["a,b"] + [f"{i},{2 * i}" for i in range(10)] + [" 10 , 20 ", "11,22"]
@@ -263,8 +261,7 @@ def test_iter_feature_table_reads_a_bom_and_quoted_line_breaks(tmp_path):
 
 def test_blank_lines_keep_rows_and_row_numbers_aligned(tmp_path, monkeypatch):
     """Blank lines are not rows: a bad cell in a later block is named by its data row, not its line."""
-    from lossless_triplet.data import iter_feature_table
-    from lossless_triplet.data import tables
+    from lossless_triplet.data import iter_feature_table, tables
 
     monkeypatch.setattr(tables, "_TEXT_BLOCK_BYTES", 64)
     rows = [f"{i},{2 * i}" for i in range(40)]
@@ -279,8 +276,7 @@ def test_blank_lines_keep_rows_and_row_numbers_aligned(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("end", ["\r", "\r\n", "\n"])
 def test_every_line_end_reads_the_same(tmp_path, monkeypatch, end):
-    from lossless_triplet.data import iter_feature_table
-    from lossless_triplet.data import tables
+    from lossless_triplet.data import iter_feature_table, tables
 
     monkeypatch.setattr(tables, "_TEXT_BLOCK_BYTES", 7)  # cuts fall inside CRLF pairs too
     path = tmp_path / "t.csv"

@@ -16,13 +16,7 @@ from lossless_triplet.losses import (
     lossless_triplet_loss,
     triplet_margin_loss,
 )
-from lossless_triplet.mining import (
-    MINING,
-    all_triplets,
-    batch_hard_triplets,
-    mine_triplets,
-    semihard_triplets,
-)
+from lossless_triplet.mining import MINING, all_triplets, batch_hard_triplets, mine_triplets, semihard_triplets
 
 from . import reference as ref
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..viewspec import AUTO, parse_view
+from ..defaults import AUTO_VIEW, LOSS_NAMES
+from ..representation import Representation
+from ..viewspec import parse_view
 
 
 def require_positive(args, *names: str) -> None:
@@ -24,10 +26,6 @@ def csv_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-# Names for argparse choices, kept here so that building the parser imports neither torch nor
-# pandas (tests/test_cli.py checks they equal losses.LOSSES).
-LOSS_NAMES = ("triplet", "linear_lossless", "lossless", "contrastive", "soft_margin")
-AUTO_VIEW = AUTO
 VIEW_HELP = ("auto (default): chosen on the training table by inner leave-one-known-fault-out validation among "
              "the views its column names allow; or BASE[+OPTION...]: base raw (the columns), columns (each column "
              "signed-log, robust-scaled, clipped), pooled (order statistics of all columns as one group) or "
@@ -71,7 +69,7 @@ def view_name(text: str) -> str:
     Raises:
         argparse.ArgumentTypeError: naming the problem (from :func:`lossless_triplet.viewspec.parse_view`).
     """
-    if text == AUTO:
+    if text == AUTO_VIEW:
         return text
     try:
         return parse_view(text).name
@@ -80,14 +78,11 @@ def view_name(text: str) -> str:
 
 
 def representation_name(text: str) -> str:
-    """argparse ``type=`` for ``--representation``: a valid name, in canonical form (plain Python:
-    the parser imports neither torch nor pandas).
+    """argparse ``type=`` for ``--representation``: a valid name, in canonical form.
 
     Raises:
         argparse.ArgumentTypeError: naming the valid forms.
     """
-    from ..selection import Representation
-
     try:
         return Representation.parse(text).name
     except ValueError as error:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..budget import EMBEDDING_DIM, TRAIN_STEPS, epochs_and_steps
+from ..defaults import AUTO_VIEW, EMBEDDING_DIM, LOSS_NAMES, QUICK_BUDGET, TRAIN_STEPS, epochs_and_steps
 from ._common import (
-    AUTO_VIEW,
-    LOSS_NAMES,
     REPRESENTATION_HELP,
     VIEW_HELP,
     csv_list,
@@ -18,21 +16,17 @@ from ._common import (
     view_name,
 )
 
-DEMO_HOLDOUT = ("node-down", "interface-down")
-# Nothing here is tuned on an eval split: the view and the representation are chosen on the
-# training table (lossless_triplet.selection), and the budget and N are train's defaults.
-DEFAULT_DIM = EMBEDDING_DIM
+# the library's defaults: train's budget and N (nothing tuned on an eval split)
 _EPOCHS, _STEPS = epochs_and_steps(TRAIN_STEPS)
-BUDGET = {"epochs": _EPOCHS, "steps_per_epoch": _STEPS}  # demo's and compare's: train's
-QUICK_BUDGET = {"epochs": 6, "steps_per_epoch": 15}
+BUDGET = {"epochs": _EPOCHS, "steps_per_epoch": _STEPS}
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--losses", type=loss_list, default=list(LOSS_NAMES),
                         help=f"comma-separated losses to compare (default: {','.join(LOSS_NAMES)}); options after a "
                         "colon, several joined by ';', e.g. triplet,lossless,lossless:beta=4N")
-    parser.add_argument("--dim", type=int, default=DEFAULT_DIM,
-                        help=f"code width N (default {DEFAULT_DIM}; 3 plots the code itself, as in the seed; "
+    parser.add_argument("--dim", type=int, default=EMBEDDING_DIM,
+                        help=f"code width N (default {EMBEDDING_DIM}; 3 plots the code itself, as in the seed; "
                         "wider codes are drawn as a PCA projection)")
     parser.add_argument("--view", type=view_name, default=AUTO_VIEW, help=f"feature view: {VIEW_HELP}")
     parser.add_argument("--representation", type=representation_name, help=REPRESENTATION_HELP)
@@ -83,30 +77,7 @@ def format_table(document: dict) -> str:
     return "\n".join(lines)
 
 
-def run_comparison(train, test, args: argparse.Namespace, dataset_name: str) -> dict:
-    """Train and measure every requested loss; save the run and its figures into ``args.out``.
-
-    Writes metrics.json, codes.npz, history.json, embeddings_<loss>.png and
-    loss_curves.png; with ``args.animate`` also animation.npz, training.gif and
-    report.html (see :mod:`lossless_triplet.runs`).
-    """
-    from ..animation import CodeRecorder
-    from ..experiment import compare_losses
-    from ..runs import Run, render_run, save_run
-
-    config = _train_config(args)
-    recorder = None
-    if args.animate:
-        recorder = CodeRecorder(test.labels, test.class_names, epochs=config.epochs, seed=args.seed)
-    document, results = compare_losses(
-        train, test, losses=args.losses, holdout=args.holdout, view=args.view, config=config,
-        representation=args.representation, time_ordered=args.time_ordered,
-        n_draws=args.draws, dataset_name=dataset_name, progress=not args.no_progress,
-        on_epoch_factory=recorder.factory if recorder else None,
-    )
-    run = Run(document, tuple(test.class_names), test.labels, {n: r.test_codes for n, r in results.items()},
-              {n: r.history for n, r in results.items()}, recorder.recording() if recorder else None)
-    written = save_run(run, args.out) + render_run(run, args.out, report=args.animate)
+def _report(document: dict, written: list, args: argparse.Namespace) -> None:
     print(format_table(document))
     print("\nchosen on the training table (view, representation): " + "; ".join(
         f"{name}: {m['view']}, {m['representation']}" for name, m in document["losses"].items()))
@@ -117,23 +88,30 @@ def run_comparison(train, test, args: argparse.Namespace, dataset_name: str) -> 
     print("\nwrote " + ", ".join(str(p) for p in written))
     if not args.animate:
         print(f"(`lossless-triplet report {args.out}` builds report.html from these files)")
-    return document
+
+
+def _options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of :func:`lossless_triplet.pipeline.run_comparison` from the parsed options."""
+    return {"out": args.out, "losses": args.losses, "view": args.view, "representation": args.representation,
+            "time_ordered": args.time_ordered, "config": _train_config(args), "n_draws": args.draws,
+            "progress": not args.no_progress, "animate": args.animate}
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ..data import load_kddi_nfv
+    from ..pipeline.demo import run_demo
 
-    args.holdout = list(DEMO_HOLDOUT)
-    run_comparison(load_kddi_nfv("train"), load_kddi_nfv("eval"), args, "kddi-nfv")
+    _report(*run_demo(**_options(args)), args)
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from ..data import load_table
+    from ..pipeline.demo import run_comparison
 
+    options = _options(args)  # checks the numbers before the tables are read
     train = load_table(args.train, args.label_column)
     test = load_table(args.test, args.label_column, class_names=train.class_names)
-    run_comparison(train, test, args, args.train.stem)
+    _report(*run_comparison(train, test, holdout=args.holdout, dataset_name=args.train.stem, **options), args)
     return 0
 
 

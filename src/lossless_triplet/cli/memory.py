@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from ..budget import EMBEDDING_DIM, QUICK_STEPS, TRAIN_STEPS, epochs_and_steps
+from ..defaults import AUTO_VIEW, EMBEDDING_DIM, QUICK_STEPS, TRAIN_STEPS, epochs_and_steps
+from ..io import atomic_write_text
 from ._common import (
-    AUTO_VIEW,
     LOSS_HELP,
     REPRESENTATION_HELP,
     VIEW_HELP,
@@ -18,6 +18,7 @@ from ._common import (
     require_positive,
     view_name,
 )
+
 
 def _steps_config(args: argparse.Namespace):
     """A TrainConfig doing exactly ``steps`` optimiser steps (epochs x steps_per_epoch)."""
@@ -34,9 +35,9 @@ def _steps_config(args: argparse.Namespace):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .. import distributed
-    from ..bundle import fit_fault_model
     from ..checkpoint import CHECKPOINT_DIR, latest_checkpoint
     from ..data import load_table
+    from ..pipeline.fit import fit_fault_model
 
     require_positive(args, "checkpoint_every")
     if args.out.exists() and not args.out.is_dir():
@@ -81,13 +82,12 @@ def _cmd_add_fault(args: argparse.Namespace) -> int:
     existed = args.name in model.memory.names
     model.add_fault(args.name, rows, examples=examples)
     model.save_signatures(args.model)
-    radius = model.memory.radii()[args.name]
-    count = model.memory.signatures_[args.name].count
+    entry = model.memory.entry(args.name)
     n_examples = len(rows) if examples is None else int(examples.sum())
     context = f" labelled {args.name!r} in {column!r} (the other {len(rows) - n_examples} gave context)" \
         if n_examples < len(rows) else ""
     print(f"{'extended' if existed else 'added'} fault {args.name!r} from {n_examples} row(s){context} "
-          f"({count} in all, radius {radius:.4g}); saved to {args.model}")
+          f"({entry['count']} in all, radius {entry['radius']:.4g}); saved to {args.model}")
     return 0
 
 
@@ -139,7 +139,7 @@ def _cmd_faults(args: argparse.Namespace) -> int:
 
 def _cmd_detect(args: argparse.Namespace) -> int:
     from ..bundle import FaultModel
-    from ..detection import detect_file
+    from ..pipeline.detect import detect_file
 
     require_positive(args, "chunk_rows")
     if args.engine == "spark":
@@ -161,7 +161,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..bundle import FaultModel
-    from ..detection import evaluate_file
+    from ..pipeline.detect import evaluate_file
 
     model = FaultModel.load(args.model)
     if args.truth_column and not args.explain:
@@ -172,7 +172,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "evaluation.json").write_text(text + "\n")
+        atomic_write_text(args.out / "evaluation.json", text + "\n")
     return 0
 
 

@@ -8,11 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
+from ..defaults import DEFAULT_MAX_BODY_BYTES, TOKEN_ENV
+
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
-# Copies of lossless_triplet.service.TOKEN_ENV / DEFAULT_MAX_BODY_BYTES: building the parser must not
-# import fastapi (an optional extra); tests/test_service.py checks they agree.
-TOKEN_ENV = "LOSSLESS_TRIPLET_TOKEN"
-DEFAULT_MAX_BODY_BYTES = 32 * 2**20
 
 
 def _is_loopback(host: str) -> bool:
@@ -43,8 +41,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from ..http_limits import server_config
         from ..service import create_app, read_token
+        from ..service.server import server_config
     except ImportError as error:
         raise ImportError(f"serve needs the service packages ({error.name} is missing): "
                           "pip install 'lossless-triplet[serve]'") from None

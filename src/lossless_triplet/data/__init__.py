@@ -11,7 +11,7 @@ Imports numpy and pandas only (no torch).
 """
 
 from lossless_triplet.data.kddi import KDDI_CLASSES, KDDI_SPLITS, export_kddi_csv, load_kddi_nfv
-from lossless_triplet.data.preprocess import NotFittedError, Standardizer
+from lossless_triplet.data.preprocess import Standardizer
 from lossless_triplet.data.tables import (
     Dataset,
     iter_feature_table,
@@ -20,6 +20,7 @@ from lossless_triplet.data.tables import (
     read_feature_table,
     table_columns,
 )
+from lossless_triplet.validation import NotFittedError
 
 __all__ = [
     "KDDI_CLASSES",

@@ -13,14 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from ..validation import check_is_fitted, check_state, state_header
+
 logger = logging.getLogger("lossless_triplet")
 
-_FORMAT = "lossless_triplet.Standardizer"
-_FORMAT_VERSION = 1
-
-
-class NotFittedError(ValueError, AttributeError):
-    """A method that needs learned statistics was called before ``fit``."""
+_VERSION = 1  # of to_dict's state
 
 
 class Standardizer:
@@ -137,8 +134,7 @@ class Standardizer:
         """
         self._check_fitted()
         return {
-            "format": _FORMAT,
-            "version": _FORMAT_VERSION,
+            **state_header("Standardizer", _VERSION),
             "n_features_in": self.n_features_in_,
             "median": self.median_.tolist(),
             "mean": self.mean_.tolist(),
@@ -153,12 +149,7 @@ class Standardizer:
             ValueError: not a Standardizer dict, an unknown version, a missing key, lists of
                 the wrong length, or non-finite values (or zero scales).
         """
-        if state.get("format") != _FORMAT or state.get("version") != _FORMAT_VERSION:
-            raise ValueError(
-                f"not a Standardizer state (format {state.get('format')!r}, version "
-                f"{state.get('version')!r}; expected {_FORMAT!r}, {_FORMAT_VERSION}); "
-                "pass the dict written by Standardizer.to_dict"
-            )
+        check_state(state, "Standardizer", (_VERSION,))
         missing = [k for k in ("n_features_in", "median", "mean", "scale") if k not in state]
         if missing:
             raise ValueError(f"Standardizer state lacks key(s) {missing}")
@@ -184,11 +175,7 @@ class Standardizer:
         return scaler
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "scale_"):
-            raise NotFittedError(
-                "this Standardizer is not fitted yet; call fit(train_features) first "
-                "(or load one with Standardizer.from_dict)"
-            )
+        check_is_fitted(self, "scale_", "fit(train_features)")
 
     def __repr__(self) -> str:
         fitted = f"n_features_in_={self.n_features_in_}" if hasattr(self, "scale_") else "unfitted"

@@ -19,6 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pyarrow.types as pat
 
 logger = logging.getLogger("lossless_triplet")
 
@@ -306,7 +311,6 @@ def table_columns(path: str | Path) -> list[str]:
     _require_file(path)
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] in PARQUET_SUFFIXES:
-        import pyarrow.parquet as pq
 
         return list(pq.read_schema(path).names)
     return _text_layout(path, suffixes)[1]
@@ -464,8 +468,6 @@ def _numeric_text_chunks(
     with the ``csv`` module to name the first bad row, and a file that held a quote is scanned
     once after the read to hold it to the same rule.
     """
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
 
     sep, names = _text_layout(path, suffixes)
     types = dict.fromkeys(feature_names, pa.float64()) | dict.fromkeys(text_columns, pa.string())
@@ -510,8 +512,6 @@ def _numeric_text_chunks(
 def _streamed(path: Path, offset: int, sep: str, read_columns: list[str], convert, pieces, *, header: bool):
     """Rows from byte ``offset`` on by Arrow's quote-aware streaming reader (see ``_numeric_text_chunks``);
     ``header``: the stream starts with the header line (else with a data row)."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
 
     names = None if header else _text_layout(path, [s.lower() for s in path.suffixes])[1]
     parse = pcsv.ParseOptions(delimiter=sep, newlines_in_values=True)
@@ -628,8 +628,6 @@ def _first_problem(path: Path, sep: str, names: list[str], feature_names: list[s
 def _bad_cell(rows: list[tuple[int, list[str]]], feature_names: list[str], path: Path) -> ValueError | None:
     """The error for the first cell of ``rows`` (data row, feature cells) that is neither missing nor a
     number by Arrow's parser (the fast path's rule: surrounding spaces allowed), else None."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     missing = set(_NA_VALUES)
     for j, name in enumerate(feature_names):
@@ -665,8 +663,6 @@ def _damaged(path: Path, error: Exception) -> ValueError:
 
 def _parquet_chunks(path: Path, feature_names: list[str], chunk_rows: int, text_columns: Sequence[str] = ()
                     ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     try:
         handle = pq.ParquetFile(path)
@@ -706,7 +702,6 @@ def _arrow_matrix(batch, feature_names: list[str], path: Path, first_row: int) -
     numbers as strings) goes through the checking parser. +/-inf, and finite values beyond
     the float32 range, are refused naming column and row.
     """
-    import pyarrow.types as pat
 
     columns = []
     for name in feature_names:

@@ -55,10 +55,13 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import torch
 
+from ..validation import check_is_fitted, check_state, state_header
 from ..viewspec import AUTO, BASELINE_ROWS, VIEWS, ViewSpec, parse_view
 
 __all__ = ["VIEWS", "CLIP", "SPREAD_FLOOR", "FeatureView", "column_parts", "kpi_groups", "link_pairs",
@@ -301,7 +304,7 @@ def resolve_view(name: str, feature_names: Sequence[str]) -> str:
 
 def candidate_views(feature_names: Sequence[str], *, time_ordered: bool = False) -> list[str]:
     """The views worth trying on a table, from its column names alone (the selection of
-    :mod:`lossless_triplet.selection` picks one on training data).
+    :mod:`lossless_triplet.pipeline.selection` picks one on training data).
 
     ``kpi-stats+link`` when the names define a link measured at both ends, else ``kpi-stats``
     when some KPI group has 2 or more columns, each also with ``+pooled``; else (names without
@@ -381,7 +384,7 @@ class FeatureView:
                 f"the {self.name} view found no link measured at both ends: it needs columns named "
                 "KPI/NODE+LINK with a sending and a receiving KPI (tx/rx, outgoing/incoming, out/in, "
                 "sent/received) for the same LINK at two nodes; choose the view "
-                f"{self.name.replace('+link', '')} for this table"
+                f"{replace(spec, link=False).name} for this table"
             )
         columns = list(self.feature_names_in_)
         self.groups_ = kpi_groups(columns) if spec.base == "kpi-stats" else {}
@@ -453,10 +456,9 @@ class FeatureView:
             that follows).
 
         Raises:
-            ValueError: called before fit, or a column count that differs from fit.
+            NotFittedError: called before fit. ValueError: a column count that differs from fit.
         """
-        if not hasattr(self, "median_"):
-            raise ValueError("FeatureView.transform called before fit; call fit(train_X, feature_names) first")
+        check_is_fitted(self, "median_", "fit(train_X, feature_names)")
         X = np.asarray(X, dtype=np.float32)  # float32 throughout: half the memory traffic of float64
         if X.ndim != 2 or X.shape[1] != len(self.feature_names_in_):
             raise ValueError(f"expected (n, {len(self.feature_names_in_)}) rows, got shape {X.shape}")
@@ -479,9 +481,8 @@ class FeatureView:
         balances, statistics, deltas or baselines.
 
         Raises:
-            ValueError: called before fit, or a column count that differs from fit."""
-        if not hasattr(self, "median_"):
-            raise ValueError("FeatureView.column_values called before fit; call fit(train_X, feature_names) first")
+            NotFittedError: called before fit. ValueError: a column count that differs from fit."""
+        check_is_fitted(self, "median_", "fit(train_X, feature_names)")
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != len(self.feature_names_in_):
             raise ValueError(f"expected (n, {len(self.feature_names_in_)}) rows, got shape {X.shape}")
@@ -495,7 +496,6 @@ class FeatureView:
         log1p runs in torch: NumPy's float32 log1p is scalar code, measured 8x slower than
         torch's vectorised one on 100k KDDI rows (164 vs 20 ms), the largest cost of the view.
         """
-        import torch
 
         out = np.abs(X)
         torch.from_numpy(out).log1p_()
@@ -516,8 +516,12 @@ class FeatureView:
         return parts[0] if len(parts) == 1 else np.hstack(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe state (restore with :meth:`from_dict`)."""
-        state = {"name": self.name, "feature_names_in": list(self.feature_names_in_),
+        """JSON-safe state (restore with :meth:`from_dict`).
+
+        Raises:
+            NotFittedError: called before ``fit``."""
+        check_is_fitted(self, "median_", "fit(train_X, feature_names)")
+        state = {**state_header("FeatureView", 1), "name": self.name, "feature_names_in": list(self.feature_names_in_),
                  "median": self.median_.tolist(), "iqr": self.iqr_.tolist(), "constant": self.constant_.tolist()}
         if self.links_:
             state |= {"link_median": self.link_median_.tolist(), "link_iqr": self.link_iqr_.tolist(),
@@ -529,9 +533,10 @@ class FeatureView:
         """Rebuild a fitted view from :meth:`to_dict` output.
 
         Raises:
-            ValueError: missing keys, lengths that do not match, a ``+link`` view whose columns
-                define no link.
+            ValueError: another kind or version of state, missing keys, lengths that do not match,
+                a ``+link`` view whose columns define no link.
         """
+        check_state(state, "FeatureView", (1,), unversioned=1)  # bundles before versioned states: 1
         try:
             view = cls(state["name"])
             names = [str(n) for n in state["feature_names_in"]]

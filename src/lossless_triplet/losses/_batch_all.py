@@ -22,9 +22,8 @@ difference well conditioned.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import torch
 from torch.autograd.function import once_differentiable

@@ -10,14 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..distances import safe_sqrt, squared_distances
-from ._checks import (
-    check_codes,
-    check_eps,
-    check_margin,
-    check_reduction,
-    check_unit_interval,
-    resolve_beta,
-)
+from ._checks import check_codes, check_eps, check_margin, check_reduction, check_unit_interval, resolve_beta
 from ._precision import upcast
 
 __all__ = [

@@ -11,6 +11,7 @@ import inspect
 
 from torch import nn
 
+from ..defaults import LOSS_NAMES
 from .modules import (
     ContrastiveLoss,
     LinearLosslessTripletLoss,
@@ -19,13 +20,10 @@ from .modules import (
     TripletMarginLoss,
 )
 
-LOSSES: dict[str, type[nn.Module]] = {
-    "triplet": TripletMarginLoss,
-    "linear_lossless": LinearLosslessTripletLoss,
-    "lossless": LosslessTripletLoss,
-    "contrastive": ContrastiveLoss,
-    "soft_margin": SoftMarginTripletLoss,
-}
+# keyed by lossless_triplet.defaults.LOSS_NAMES, in that order
+LOSSES: dict[str, type[nn.Module]] = dict(zip(LOSS_NAMES, (
+    TripletMarginLoss, LinearLosslessTripletLoss, LosslessTripletLoss, ContrastiveLoss, SoftMarginTripletLoss),
+    strict=True))
 _NUMERIC_OPTIONS = ("beta", "eps", "margin")
 
 

@@ -1,0 +1,175 @@
+"""What the fault memory compares: the code, the view's features and their excess beyond training.
+
+Metric learning on known classes tends to drop the directions in which an unseen fault differs
+(Arsenault's complaint about the hinge, one level up), while the view's features keep them but
+separate known classes less well. :class:`Representation` puts side by side the code, the scaled
+view features (weight a) and their *excess* beyond the range seen in training (weight b); which
+weights a model uses is chosen on its training table (:mod:`lossless_triplet.pipeline.selection`).
+
+Source: prototypes as class means in a learned space (Snell, Swersky, Zemel, "Prototypical
+Networks for Few-shot Learning", NeurIPS 2017), here over a space widened by the input's features.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .validation import check_is_fitted, check_state, state_header
+
+__all__ = ["Representation"]
+
+
+@dataclass
+class Representation:
+    """What the fault memory compares: ``[code, a * s * features, b * s * excess]``, s = sqrt(N / F).
+
+    - ``code``: the encoder's code (N units in [0, 1]); left out when ``use_code`` is False.
+    - ``features``: the scaled view features, weight a (0: left out).
+    - ``excess``: each feature's distance beyond the range it had in the known training rows,
+      ``x - clip(x, low_, high_)``, weight b (0: left out). It is 0 for every training row, so it
+      adds the same amount to a row's distance to every known signature and changes no decision
+      among them; it decides only where a signature's members left that range, i.e. for a new
+      fault whose example moved what training never saw move. That is exactly what the encoder
+      cannot learn: a feature that never moved in training sends no gradient to the encoder's
+      weights, whatever the loss (a link going admin-down, a router that stops reporting).
+
+    s puts the F features in the code's units: with a = 1, features spread like the code add about
+    as much squared distance as the N code units.
+
+    Attributes:
+        use_code: whether the code is part of the vector.
+        feature_weight: a >= 0; excess_weight: b >= 0.
+        low_, high_: (F,) float32 per-feature minimum and maximum over the known training rows
+            (set by :meth:`fit`; needed when b > 0).
+        columns_: int indices of the view features used (set by :meth:`fit`; default all): the
+            view's pooled statistics (``FeatureView.invariant_features_``), so that a fault striking
+            column 28 in one episode and column 30 in the next reads the same.
+
+    Raises:
+        ValueError: a negative, infinite or NaN weight; neither the code nor the features.
+    """
+
+    use_code: bool = True
+    feature_weight: float = 0.0
+    excess_weight: float = 0.0
+    low_: np.ndarray | None = None
+    high_: np.ndarray | None = None
+    columns_: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("feature_weight", "excess_weight"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name}={getattr(self, name)} must be a finite number >= 0")
+        if not (self.use_code or self.feature_weight):
+            raise ValueError("a representation needs the code or the features: the excess is 0 on every "
+                             "training row, so alone it cannot tell known statuses apart (e.g. code+16*excess)")
+
+    @property
+    def uses_features(self) -> bool:
+        """Whether :meth:`combine` reads the features."""
+        return bool(self.feature_weight or self.excess_weight)
+
+    @property
+    def name(self) -> str:
+        """``code``, ``features``, ``code+0.5*features``, ``code+4*excess``, ``features+4*excess``, ..."""
+        terms = ["code"] if self.use_code else []
+        if self.feature_weight:
+            terms.append("features" if not self.use_code and self.feature_weight == 1 else
+                         f"{self.feature_weight:g}*features")
+        if self.excess_weight:
+            terms.append(f"{self.excess_weight:g}*excess")
+        return "+".join(terms)
+
+    @classmethod
+    def parse(cls, name: str) -> Representation:
+        """An unfitted representation from its :attr:`name`: terms joined by ``+``, each ``code``,
+        ``features``, ``W*features`` or ``W*excess`` (W a number > 0; ``features`` alone is 1).
+
+        Raises:
+            ValueError: any other text, naming the valid forms."""
+        weights = {"features": 0.0, "excess": 0.0}
+        use_code = False
+        try:
+            for term in str(name).strip().split("+"):
+                weight, star, part = term.rpartition("*")
+                if term == "code" and not use_code:
+                    use_code = True
+                elif part in weights and not weights[part] and (star or part == "features"):
+                    weights[part] = float(weight) if star else 1.0
+                    if not 0 < weights[part] < math.inf:
+                        raise ValueError
+                else:
+                    raise ValueError
+            return cls(use_code, weights["features"], weights["excess"])
+        except ValueError:
+            raise ValueError(f"unknown representation {name!r}: terms joined by +, each code, features, W*features "
+                             "or W*excess with a number W > 0 (e.g. code, features, code+0.5*features+4*excess)"
+                             ) from None
+
+    def fit(self, features: np.ndarray, columns: np.ndarray | None = None) -> Representation:
+        """Learn the training range of every used feature.
+
+        Shape: features (n, F) scaled known training rows; columns: int indices into F of the
+        features to use (default all). Returns self."""
+        features = np.asarray(features, dtype=np.float32)
+        self.columns_ = np.arange(features.shape[1]) if columns is None else np.asarray(columns, dtype=np.int64)
+        used = features[:, self.columns_]
+        self.low_, self.high_ = used.min(axis=0), used.max(axis=0)
+        return self
+
+    def combine(self, codes: np.ndarray, features: np.ndarray | None) -> np.ndarray:
+        """The compared vectors of rows.
+
+        Shape: codes (n, N) float; features (n, F) float32 scaled view features (may be None when
+        :attr:`uses_features` is False). Output: float32 (n, width), width = N (with the code)
+        + F' (with the features) + F' (with the excess), F' = len(columns_).
+
+        Raises:
+            ValueError: features None where a term needs them. NotFittedError: an excess term before :meth:`fit`.
+        """
+        codes = np.asarray(codes, dtype=np.float32)
+        if not self.uses_features:
+            return codes
+        if features is None:
+            raise ValueError(f"the representation {self.name} needs the view features beside the codes")
+        features = np.asarray(features, dtype=np.float32)
+        if self.columns_ is not None:
+            features = features[:, self.columns_]
+        scale = math.sqrt(codes.shape[1] / features.shape[1])
+        parts = [codes] if self.use_code else []
+        if self.feature_weight:
+            parts.append(features * np.float32(self.feature_weight * scale))
+        if self.excess_weight:
+            check_is_fitted(self, "low_", "fit(training_features) (it has an excess term)")
+            parts.append((features - np.clip(features, self.low_, self.high_)) * np.float32(self.excess_weight * scale))
+        return np.hstack(parts).astype(np.float32, copy=False)
+
+    def to_dict(self) -> dict:
+        """JSON-safe: the name, the used feature indices, and the ranges when an excess term needs them."""
+        state = {**state_header("Representation", 1), "name": self.name}
+        if self.uses_features and self.columns_ is not None:
+            state |= {"columns": self.columns_.tolist()}
+        if self.excess_weight and self.low_ is not None:
+            state |= {"low": self.low_.tolist(), "high": self.high_.tolist()}
+        return state
+
+    @classmethod
+    def from_dict(cls, state) -> Representation:
+        """Inverse of :meth:`to_dict`; an absent state is the code alone.
+
+        Raises:
+            ValueError: a bad name, an excess term without its ranges."""
+        state = state or {}
+        check_state(state, "Representation", (1,), unversioned=1)  # bundles before versioned states: 1
+        rep = cls.parse(state.get("name", "code"))
+        if "columns" in state:
+            rep.columns_ = np.asarray(state["columns"], dtype=np.int64)
+        if rep.excess_weight:
+            if "low" not in state or "high" not in state:
+                raise ValueError("the representation state lacks the feature ranges; the model bundle is incomplete")
+            rep.low_ = np.asarray(state["low"], dtype=np.float32)
+            rep.high_ = np.asarray(state["high"], dtype=np.float32)
+        return rep

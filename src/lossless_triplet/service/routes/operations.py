@@ -1,0 +1,23 @@
+"""``GET /healthz`` and ``GET /metrics`` (Prometheus text)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ..deps import ServiceDep
+from ..http import json_response
+from ..models import Health
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Liveness and readiness", responses={200: {"model": Health}})
+async def healthz(service: ServiceDep):
+    return json_response({"status": "ok", "signatures": len(service.memory.names)})
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(service: ServiceDep):
+    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,73 @@
+"""One protocol for fitted objects, as scikit-learn has: one error, one check, one state format.
+
+- :class:`NotFittedError`, raised by :func:`check_is_fitted` for every object that learns from
+  data (:class:`~lossless_triplet.data.Standardizer`, :class:`~lossless_triplet.data.views.FeatureView`,
+  :class:`~lossless_triplet.memory.FaultMemory`, :class:`~lossless_triplet.representation.Representation`,
+  :class:`~lossless_triplet.explain.Explainer`): a method that needs what ``fit`` learns, called first.
+- Every persisted object's ``to_dict`` starts with :func:`state_header` (its format name and
+  version) and its ``from_dict`` calls :func:`check_state` first, so a state of another kind or
+  of a version this release cannot read is refused with a message, never half-read.
+
+Leaf module (NumPy only): every layer may use it. Source: scikit-learn's
+``sklearn.utils.validation.check_is_fitted`` and ``sklearn.exceptions.NotFittedError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["NotFittedError", "check_is_fitted", "check_state", "state_header"]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A method that needs learned state was called before ``fit`` (or ``from_dict``).
+
+    A ``ValueError`` (bad use of an argument-free call) and an ``AttributeError`` (a learned
+    attribute is missing), as scikit-learn's."""
+
+
+def check_is_fitted(obj: object, attribute: str, fit_call: str) -> None:
+    """Raise :class:`NotFittedError` unless ``obj`` has the learned ``attribute`` (a name ending in
+    ``_``) set to something other than None.
+
+    Args:
+        fit_call: how to fit it, for the message (``fit(train_X, feature_names)``).
+
+    Raises:
+        NotFittedError: ``this Standardizer is not fitted yet; call fit(train_features) first``.
+    """
+    if getattr(obj, attribute, None) is None:
+        name = type(obj).__name__
+        raise NotFittedError(f"this {name} is not fitted yet; call {fit_call} first "
+                             f"(or load a fitted one with {name}.from_dict)")
+
+
+def state_header(kind: str, version: int) -> dict[str, Any]:
+    """The first keys of a ``to_dict`` state: ``{"format": "lossless_triplet.<kind>", "version": version}``."""
+    return {"format": f"lossless_triplet.{kind}", "version": int(version)}
+
+
+def check_state(state: Any, kind: str, versions: tuple[int, ...], *, unversioned: int | None = None) -> int:
+    """The version of a ``to_dict`` state of ``kind``, after checking it can be read.
+
+    Args:
+        versions: the versions this release reads.
+        unversioned: the version of a state written before states carried a header (None: such
+            a state is refused).
+
+    Raises:
+        ValueError: not a mapping, another kind, or a version outside ``versions`` (the message
+            names what was found and what is read).
+    """
+    if not isinstance(state, Mapping):
+        raise ValueError(f"a {kind} state must be a dict (from {kind}.to_dict), got {type(state).__name__}")
+    if "format" not in state and "version" not in state and unversioned is not None:
+        return unversioned
+    expected = state_header(kind, 0)["format"]
+    version = state.get("version")
+    if state.get("format") != expected or version not in versions:
+        raise ValueError(f"not a readable {kind} state (format {state.get('format')!r}, version {version!r}; this "
+                         f"release reads {expected!r} version {', '.join(map(str, versions))}): pass the dict "
+                         f"written by {kind}.to_dict, or refit with this release")
+    return int(version)
