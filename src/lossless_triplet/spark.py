@@ -19,7 +19,7 @@ Bad input gets a clear error before anything runs: a missing column (each named)
 or time (a row shown); two rows with one time in one source are refused by the task that meets
 them (the source and time named).
 
-Runs unchanged on ``local[*]`` and on a cluster (``spark-submit``; see the README, "Spark"): the
+Runs unchanged on ``local[*]`` and on a cluster (``spark-submit``; see docs/spark.md): the
 executors need this package installed (or shipped as a packed virtualenv with ``--archives``).
 pyspark is the optional extra ``spark``; Spark needs Java 17.
 
@@ -35,9 +35,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import torch
 
+from lossless_triplet.bundle import FaultModel
 from lossless_triplet.pipeline.detect import PREDICTION_COLUMNS, identified_chunks, prediction_columns
 
+# pyspark is imported inside the functions that use it: an optional extra (spark), so that this module
+# imports (and says what to install) without it.
 __all__ = ["detect_dataframe", "detect_parquet", "spark_session", "main"]
 
 CHUNK_ROWS = 65_536
@@ -108,7 +113,6 @@ def _identify_group(model_file: str, feature_names: list[str], source_column: st
     """The pandas function each task runs on one source's rows (closure over plain values only)."""
 
     def identify(frame):
-        import pandas as pd
 
         model = _model(model_file)
         frame = frame.sort_values(time_column, kind="stable")
@@ -134,10 +138,7 @@ def _model(model_file: str):
     """The bundle shipped with ``addFile``, loaded once per Python worker, torch on one thread."""
     model = _MODELS.get(model_file)
     if model is None:
-        import torch
         from pyspark import SparkFiles
-
-        from lossless_triplet.bundle import FaultModel
 
         torch.set_num_threads(1)  # one task per core: more threads per task only contend
         model = _MODELS[model_file] = FaultModel.load(SparkFiles.get(model_file))
@@ -167,7 +168,6 @@ def detect_dataframe(frame, model_dir: str | Path, *, source_column: str, time_c
             time in one source (when the result is computed; see :func:`detect_parquet`).
         ImportError: pyspark is missing.
     """
-    from lossless_triplet.bundle import FaultModel
 
     model_dir = Path(model_dir).resolve()
     feature_names = list(FaultModel.load(model_dir).feature_names)  # also checks the bundle on the driver

@@ -3,6 +3,10 @@
 Each sub-command lives in its own module with a ``register(subparsers)``
 function that adds its parser and sets ``handler``; every command is a thin
 wrapper over library functions, so everything here is usable from Python too.
+
+The handlers import the library inside their bodies: building the parser imports only plain
+Python (:mod:`lossless_triplet.defaults`, :mod:`lossless_triplet.viewspec`), so ``--help`` and
+argument errors answer at once, without torch, pandas or FastAPI (a test checks it).
 """
 
 from __future__ import annotations
