@@ -17,6 +17,7 @@ from lossless_triplet.pipeline.selection import (
     transform_known,
 )
 from lossless_triplet.training import TrainConfig
+from lossless_triplet.validation import NotFittedError
 
 NAMES = ["rx/a", "rx/b", "rx/c", "cpu/r1", "cpu/r2"]
 
@@ -114,7 +115,7 @@ def test_excess_needs_fit_and_saved_ranges():
     with pytest.raises(ValueError, match="needs the view features"):
         Representation.parse("features").combine(np.zeros((3, 16)), None)
     rep = Representation.parse("code+4*excess")
-    with pytest.raises(ValueError, match="needs fit"):
+    with pytest.raises(NotFittedError, match="Representation is not fitted yet; call fit"):
         rep.combine(np.zeros((1, 2)), np.zeros((1, 3)))
     with pytest.raises(ValueError, match="incomplete"):
         Representation.from_dict({"name": "code+4*excess"})

@@ -87,7 +87,7 @@ def test_errors():
         scaler.transform(np.ones(3))
     with pytest.raises(ValueError, match="at least one row"):
         Standardizer().fit(np.empty((0, 3)))
-    with pytest.raises(ValueError, match="not a Standardizer state"):
+    with pytest.raises(ValueError, match="not a readable Standardizer state"):
         Standardizer.from_dict({"median": [0.0]})
     bad = scaler.to_dict() | {"scale": [1.0, 1.0]}
     with pytest.raises(ValueError, match="'scale' must be 3"):

@@ -20,6 +20,7 @@ from lossless_triplet.data.views import (
     resolve_view,
     signed_log1p,
 )
+from lossless_triplet.validation import NotFittedError
 
 NAMES = ["rx/a", "rx/b", "rx/c", "rx/d", "cpu/r1", "cpu/r2"]
 
@@ -95,7 +96,7 @@ def test_raw_view_and_serialisation():
 def test_errors():
     with pytest.raises(ValueError, match="unknown feature view"):
         FeatureView("pca")
-    with pytest.raises(ValueError, match="before fit"):
+    with pytest.raises(NotFittedError, match="FeatureView is not fitted yet; call fit"):
         FeatureView("kpi-stats").transform(table())
     view = FeatureView("kpi-stats").fit(table(), NAMES)
     with pytest.raises(ValueError, match="expected"):
