@@ -341,8 +341,9 @@ def test_the_old_module_names_still_import():
     from lossless_triplet import detection, experiment, pipeline, selection
     from lossless_triplet.representation import Representation
 
-    assert bundle.fit_fault_model is pipeline.fit_fault_model
     assert detection.detect_file is pipeline.detect_file and experiment.compare_losses is pipeline.compare_losses
     assert selection.Representation is Representation and selection.select is pipeline.select
+    with pytest.raises(ImportError, match="from lossless_triplet.pipeline import fit_fault_model"):
+        from lossless_triplet.bundle import fit_fault_model  # noqa: F401
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         bundle.nothing  # noqa: B018

@@ -282,11 +282,9 @@ def _example_rows(examples, n_rows: int) -> np.ndarray:
 
 
 def __getattr__(name: str):
-    """``bundle.fit_fault_model``, the old home of :func:`lossless_triplet.pipeline.fit_fault_model`, kept
-    working for existing code. Resolved on first use by name, so the format layer does not import the
-    pipeline above it."""
+    """``bundle.fit_fault_model`` moved up to the pipeline layer: say where, rather than a bare
+    "cannot import name" (the format layer does not import the pipeline above it, even lazily)."""
     if name == "fit_fault_model":
-        import importlib
-
-        return importlib.import_module("lossless_triplet.pipeline.fit").fit_fault_model
+        raise ImportError("fit_fault_model moved from lossless_triplet.bundle (the model format) to the pipeline: "
+                          "from lossless_triplet.pipeline import fit_fault_model")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
