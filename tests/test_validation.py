@@ -9,7 +9,14 @@ from lossless_triplet.data.views import FeatureView
 from lossless_triplet.explain import Explainer
 from lossless_triplet.memory import FaultMemory
 from lossless_triplet.representation import Representation
-from lossless_triplet.validation import NotFittedError, check_is_fitted, check_state, state_header
+from lossless_triplet.validation import (
+    NotFittedError,
+    check_codes,
+    check_codes_labels,
+    check_is_fitted,
+    check_state,
+    state_header,
+)
 
 NAMES = ["rx/a", "rx/b", "tx/a"]
 X = np.random.default_rng(0).random((40, 3)).astype(np.float32) * 10
@@ -68,3 +75,20 @@ def test_states_written_before_the_header_still_load():
         load(bare)
     with pytest.raises(ValueError, match="must be a dict"):
         check_state([1], "FeatureView", (1,))
+
+
+def test_codes_are_checked_once_at_the_boundary_with_messages_that_name_the_fix():
+    np.testing.assert_array_equal(check_codes([[1, 2]]), np.array([[1.0, 2.0]]))
+    for bad, message in (([1.0, 2.0], "2-D array .* Reshape a single code"), (np.zeros((0, 2)), "at least 1 row"),
+                         (np.zeros((2, 0)), "zero columns"), ([[np.nan, 1.0]], "1 non-finite value")):
+        with pytest.raises(ValueError, match=message):
+            check_codes(bad)
+    with pytest.raises(ValueError, match="width 3 but width-2 codes"):
+        check_codes(np.zeros((1, 3)), width=2)
+    with pytest.raises(ValueError, match="labels has 1 entries but codes has 2 rows"):
+        check_codes_labels(np.zeros((2, 2)), [0])
+    with pytest.raises(ValueError, match="must be 1-D"):
+        check_codes_labels(np.zeros((2, 2)), [[0, 1]])
+    # the fault memory and the metrics use the same check
+    with pytest.raises(ValueError, match="width 3 but width-2"):
+        FaultMemory().fit(np.zeros((2, 2)), [0, 1], ["a", "b"]).identify(np.zeros((1, 3)))

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .validation import check_is_fitted, check_state, state_header
+from .validation import check_codes, check_is_fitted, check_state, state_header
 
 __all__ = ["UNKNOWN", "RADIUS_FLOOR", "Signature", "FaultMemory", "is_reserved"]
 
@@ -75,16 +75,9 @@ def is_reserved(name: str) -> bool:
 
 
 def _as_codes(codes, width: int | None = None) -> np.ndarray:
+    """(n, N) float64 codes (one code may come as (N,)), checked by :func:`check_codes`."""
     codes = np.asarray(codes, dtype=np.float64)
-    if codes.ndim == 1:
-        codes = codes[None, :]
-    if codes.ndim != 2 or len(codes) == 0:
-        raise ValueError(f"codes must be a non-empty (n, N) array, got shape {codes.shape}")
-    if width is not None and codes.shape[1] != width:
-        raise ValueError(f"codes have width {codes.shape[1]} but the memory holds width-{width} codes")
-    if not np.isfinite(codes).all():
-        raise ValueError("codes hold NaN or inf; encode scaled, imputed rows")
-    return codes
+    return check_codes(codes[None, :] if codes.ndim == 1 else codes, width=width)
 
 
 class FaultMemory:

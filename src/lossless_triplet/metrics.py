@@ -22,6 +22,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .validation import check_codes, check_codes_labels
+
 __all__ = [
     "retrieval_metrics",
     "compactness",
@@ -34,47 +36,6 @@ __all__ = [
 # Why: retrieval asks for R + 1 neighbours of every query, and R can be most of the
 # set (n = 6000 with one large "normal" class). Querying in blocks keeps each
 # (rows, R + 1) neighbour array at about 2**21 entries (~32 MB of indices + distances).
-
-
-def _check_codes(codes, name: str, *, min_rows: int) -> np.ndarray:
-    codes = np.asarray(codes, dtype=np.float64)
-    if codes.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D array (n, N) with one code per row; got shape "
-            f"{codes.shape}. Reshape a single code with {name}[None, :]."
-        )
-    if codes.shape[0] < min_rows:
-        raise ValueError(
-            f"{name} needs at least {min_rows} row(s); got {codes.shape[0]}. "
-            "Pass more codes."
-        )
-    if codes.shape[1] < 1:
-        raise ValueError(f"{name} has zero columns (shape {codes.shape}); codes need N >= 1.")
-    n_bad = int(np.count_nonzero(~np.isfinite(codes)))
-    if n_bad:
-        raise ValueError(
-            f"{name} contains {n_bad} non-finite value(s) (NaN or inf); check the encoder "
-            "output (a diverged training run gives NaN codes)."
-        )
-    return codes
-
-
-def _check_codes_labels(
-    codes, labels, *, codes_name: str = "codes", labels_name: str = "labels", min_rows: int = 2
-) -> tuple[np.ndarray, np.ndarray]:
-    codes = _check_codes(codes, codes_name, min_rows=min_rows)
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(
-            f"{labels_name} must be 1-D (n,), one label per row of {codes_name}; got shape "
-            f"{labels.shape}. Flatten it with .ravel()."
-        )
-    if labels.shape[0] != codes.shape[0]:
-        raise ValueError(
-            f"{labels_name} has {labels.shape[0]} entries but {codes_name} has "
-            f"{codes.shape[0]} rows; pass one label per code."
-        )
-    return codes, labels
 
 
 RETRIEVAL_KEYS = ("precision_at_1", "r_precision", "map_at_r")
@@ -133,7 +94,7 @@ def retrieval_metrics(codes, labels, *, work: int = RETRIEVAL_WORK, seed: int = 
             1-D or of a different length; every class a singleton (no query left);
             ``work`` < 1.
     """
-    codes, labels = _check_codes_labels(codes, labels)
+    codes, labels = check_codes_labels(codes, labels)
     if work < 1:
         raise ValueError(f"work={work} must be >= 1")
     classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
@@ -234,7 +195,7 @@ def class_centroids(codes, labels) -> tuple[np.ndarray, np.ndarray]:
         ValueError: codes not 2-D, empty or non-finite; labels not 1-D or of a
             different length.
     """
-    codes, labels = _check_codes_labels(codes, labels, min_rows=1)
+    codes, labels = check_codes_labels(codes, labels, min_rows=1)
     return _centroids(codes, labels)
 
 
@@ -267,7 +228,7 @@ def compactness(codes, labels) -> float:
         ValueError: codes not 2-D, fewer than 2 rows, non-finite values; labels not
             1-D or of a different length; fewer than 2 classes.
     """
-    codes, labels = _check_codes_labels(codes, labels)
+    codes, labels = check_codes_labels(codes, labels)
     classes, centroids = _centroids(codes, labels)
     if classes.size < 2:
         raise ValueError(
@@ -301,8 +262,8 @@ def nearest_representative(codes, rep_codes, rep_labels) -> tuple[np.ndarray, np
         ValueError: codes or rep_codes not 2-D, empty or non-finite; widths differ;
             rep_labels not 1-D or of a different length than rep_codes.
     """
-    codes = _check_codes(codes, "codes", min_rows=1)
-    rep_codes, rep_labels = _check_codes_labels(
+    codes = check_codes(codes, "codes", min_rows=1)
+    rep_codes, rep_labels = check_codes_labels(
         rep_codes, rep_labels, codes_name="rep_codes", labels_name="rep_labels", min_rows=1
     )
     if codes.shape[1] != rep_codes.shape[1]:
@@ -441,11 +402,11 @@ def one_shot_evaluation(
             different length than their codes; train and test widths differ;
             n_draws < 1; a held-out class with no training row.
     """
-    train_codes, train_labels = _check_codes_labels(
+    train_codes, train_labels = check_codes_labels(
         train_codes, train_labels, codes_name="train_codes", labels_name="train_labels",
         min_rows=1,
     )
-    test_codes, test_labels = _check_codes_labels(
+    test_codes, test_labels = check_codes_labels(
         test_codes, test_labels, codes_name="test_codes", labels_name="test_labels",
         min_rows=1,
     )

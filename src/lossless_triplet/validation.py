@@ -4,6 +4,8 @@
   data (:class:`~lossless_triplet.data.Standardizer`, :class:`~lossless_triplet.data.views.FeatureView`,
   :class:`~lossless_triplet.memory.FaultMemory`, :class:`~lossless_triplet.representation.Representation`,
   :class:`~lossless_triplet.explain.Explainer`): a method that needs what ``fit`` learns, called first.
+- Codes (or any rows of vectors) entering the metrics or the fault memory are checked once, at the
+  boundary, by :func:`check_codes` / :func:`check_codes_labels`; inner code trusts them.
 - Every persisted object's ``to_dict`` starts with :func:`state_header` (its format name and
   version) and its ``from_dict`` calls :func:`check_state` first, so a state of another kind or
   of a version this release cannot read is refused with a message, never half-read.
@@ -17,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["NotFittedError", "check_is_fitted", "check_state", "state_header"]
+import numpy as np
+
+__all__ = ["NotFittedError", "check_codes", "check_codes_labels", "check_is_fitted", "check_state", "state_header"]
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -71,3 +75,50 @@ def check_state(state: Any, kind: str, versions: tuple[int, ...], *, unversioned
                          f"release reads {expected!r} version {', '.join(map(str, versions))}): pass the dict "
                          f"written by {kind}.to_dict, or refit with this release")
     return int(version)
+
+
+def check_codes(codes, name: str = "codes", *, min_rows: int = 1, width: int | None = None) -> np.ndarray:
+    """``codes`` as a float64 (n, N) array, after checking its shape and values.
+
+    Args:
+        name: the argument's name, for the messages.
+        min_rows: rows it needs at least.
+        width: the N it must have (None: any N >= 1).
+
+    Raises:
+        ValueError: not 2-D, fewer than ``min_rows`` rows, no column, another width, NaN or inf
+            (each message names the argument and the fix).
+    """
+    codes = np.asarray(codes, dtype=np.float64)
+    if codes.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n, N) with one code per row; got shape {codes.shape}. "
+                         f"Reshape a single code with {name}[None, :].")
+    if codes.shape[0] < min_rows:
+        raise ValueError(f"{name} needs at least {min_rows} row(s); got {codes.shape[0]}. Pass more codes.")
+    if codes.shape[1] < 1:
+        raise ValueError(f"{name} has zero columns (shape {codes.shape}); codes need N >= 1.")
+    if width is not None and codes.shape[1] != width:
+        raise ValueError(f"{name} have width {codes.shape[1]} but width-{width} codes are expected (the fault "
+                         "memory holds codes of one encoder and representation)")
+    n_bad = int(np.count_nonzero(~np.isfinite(codes)))
+    if n_bad:
+        raise ValueError(f"{name} contains {n_bad} non-finite value(s) (NaN or inf); check the encoder output "
+                         "(a diverged training run gives NaN codes) and encode scaled, imputed rows.")
+    return codes
+
+
+def check_codes_labels(codes, labels, *, codes_name: str = "codes", labels_name: str = "labels",
+                       min_rows: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, labels)`` after :func:`check_codes` and checking one label per row.
+
+    Raises:
+        ValueError: as :func:`check_codes`; labels not 1-D or of another length."""
+    codes = check_codes(codes, codes_name, min_rows=min_rows)
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"{labels_name} must be 1-D (n,), one label per row of {codes_name}; got shape "
+                         f"{labels.shape}. Flatten it with .ravel().")
+    if labels.shape[0] != codes.shape[0]:
+        raise ValueError(f"{labels_name} has {labels.shape[0]} entries but {codes_name} has {codes.shape[0]} rows; "
+                         "pass one label per code.")
+    return codes, labels
