@@ -142,6 +142,3 @@ class Batcher:
     def close(self) -> None:
         """Wait for the batch in progress, then stop the worker thread."""
         self._executor.shutdown(wait=True)
-
-
-# --------------------------------------------------------------------------- events

@@ -309,6 +309,12 @@ def _timestamp(value, where: str):
 
 
 def fault_name(document) -> str:
+    """The ``name`` of a ``POST /v1/faults`` body, stripped.
+
+    Raises:
+        BadRequest: 422 for a missing or non-string name, or one that is empty, reserved
+            (``unknown`` in any case), longer than :data:`MAX_NAME_CHARS` or not printable.
+    """
     name = document.get("name") if isinstance(document, dict) else None
     if not isinstance(name, str):
         raise BadRequest(422, "send {\"name\": FAULT_NAME, \"rows\": [...]} (or \"columns\"); "
@@ -319,8 +325,6 @@ def fault_name(document) -> str:
                               f"printable characters, not {UNKNOWN!r}")
     return name
 
-
-# --------------------------------------------------------------------------- identification
 
 
 def parse_json_rows(body: bytes, feature_names: Sequence[str], allowed_keys: Sequence[str] = ()):

@@ -115,6 +115,3 @@ class EventNotifier:
             return error.code == 429 or error.code >= 500, f"HTTP {error.code}"
         except (urllib.error.URLError, OSError, TimeoutError) as error:
             return True, str(getattr(error, "reason", error))
-
-
-# --------------------------------------------------------------------------- metrics

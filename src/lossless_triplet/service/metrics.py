@@ -61,6 +61,3 @@ class ServiceMetrics:
         """Unknown fraction of the last ~``UNKNOWN_RATE_WINDOW`` rows (0 before any)."""
         with self._lock:
             return self._window_unknown / self._window_rows if self._window_rows else 0.0
-
-
-# --------------------------------------------------------------------------- the service

@@ -83,6 +83,8 @@ class FaultEntry(BaseModel):
 
 
 class Faults(BaseModel):
+    """Every signature, in insertion order."""
+
     faults: list[FaultEntry]
 
 
@@ -94,6 +96,8 @@ class FaultChange(FaultEntry):
 
 
 class Removed(BaseModel):
+    """The answer to ``DELETE /v1/faults/{name}``."""
+
     removed: str
     faults: list[str] = Field(description="the signatures left")
 
@@ -112,6 +116,8 @@ class ModelInfo(BaseModel):
 
 
 class Health(BaseModel):
+    """Liveness and readiness: ``ok`` and the number of signatures."""
+
     status: str
     signatures: int
 
