@@ -343,7 +343,21 @@ def test_the_old_module_names_still_import():
 
     assert detection.detect_file is pipeline.detect_file and experiment.compare_losses is pipeline.compare_losses
     assert selection.Representation is Representation and selection.select is pipeline.select
+    from lossless_triplet.budget import TRAIN_STEPS  # noqa: F401
+    from lossless_triplet.experiment import json_safe, resolve_holdout, write_metrics  # noqa: F401
+    from lossless_triplet.http_limits import server_config  # noqa: F401
     with pytest.raises(ImportError, match="from lossless_triplet.pipeline import fit_fault_model"):
         from lossless_triplet.bundle import fit_fault_model  # noqa: F401
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         bundle.nothing  # noqa: B018
+
+
+def test_add_fault_and_faults_remove_take_a_padded_name_as_the_stored_one(model, kddi, tmp_path, capsys):
+    model.save(tmp_path / "m")
+    one = tmp_path / "one.csv"
+    pd.DataFrame(kddi[1].features[:1], columns=kddi[1].feature_names).to_csv(one, index=False)
+    assert main(["add-fault", "--model", str(tmp_path / "m"), "--data", str(one), "--name", " tap-loss "]) == 0
+    assert "added fault 'tap-loss' from 1 row(s)" in capsys.readouterr().out
+    assert "tap-loss" in FaultModel.load(tmp_path / "m").memory.names
+    assert main(["faults", "--model", str(tmp_path / "m"), "--remove", "tap-loss "]) == 0
+    assert "tap-loss" not in FaultModel.load(tmp_path / "m").memory.names

@@ -142,9 +142,11 @@ def test_a_collapsed_memory_never_gives_nan():
 @pytest.mark.parametrize("name", ["unknown", "UNKNOWN", "Unknown", " unKnown "])
 def test_unknown_is_reserved_in_any_case(name):
     memory = FaultMemory().fit(*clusters()[:2], clusters()[2])
-    with pytest.raises(ValueError, match="other than 'unknown' \\(in any case"):
+    with pytest.raises(ValueError, match="other than 'unknown' in any case"):
         memory.add(name, [0.1, 0.2])
     assert is_reserved(name) and not is_reserved("unknown-link")
+    with pytest.raises(ValueError, match="needs a name: got an empty"):
+        memory.add("   ", [0.1, 0.2])
 
 
 def test_the_last_signature_cannot_be_removed_and_entry_reads_one_row():
@@ -153,7 +155,8 @@ def test_the_last_signature_cannot_be_removed_and_entry_reads_one_row():
     assert memory.entry("fault")["count"] == 1
     with pytest.raises(KeyError, match="known: normal, fault"):
         memory.entry("nope")
-    memory.remove("fault")
+    assert memory.entry(" fault ")["name"] == "fault"  # names are stored stripped, and looked up so
+    memory.remove(" fault")
     with pytest.raises(ValueError, match="'normal' is the last signature; add another"):
         memory.remove("normal")
     assert memory.names == ["normal"]  # refused: nothing changed

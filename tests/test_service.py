@@ -253,6 +253,8 @@ def _arrow_case(change):
     (lambda: _arrow_case(lambda c: c.update({"tx/c": [0.0, float("inf")]})), 422, "'tx/c' row 1 is infinite"),
     (lambda: _arrow_case(lambda c: c.update({"tx/c": [1e39, 0.0]})), 422, "'tx/c' row 0 is infinite or beyond"),
     (lambda: _arrow_case(lambda c: c.update({"source": [1, 2]})), 422, "'source' has Arrow type int64"),
+    (lambda: _arrow_case(lambda c: c.update({"timestamp": [1.0, float("nan")]})), 422,
+     "'timestamp' row 1 is nan: send a finite number"),  # events carry it as strict JSON
     (lambda: _arrow_case(lambda c: c.update({k: [] for k in c})), 422, "no rows"),
     (lambda: _arrow_case(lambda c: None) * 2, 400, "after the end of the Arrow IPC stream"),
     (lambda: _arrow_case(lambda c: None)[:-8], 400, "no end-of-stream marker"),
@@ -708,6 +710,7 @@ def test_a_full_disk_answers_507_and_changes_nothing(model_dir, rows, monkeypatc
         detail = added.json()["detail"]
         assert "no space left on device while saving signatures.safetensors" in detail
         assert "nothing was changed" in detail and str(model_dir) in detail
+        assert detail.count("nothing was changed") == 1  # said once, whatever the write error
         assert sum("fault memory not saved" in r.message and str(model_dir) in r.message for r in caplog.records) == 2
         # The live memory and answers are the ones before, the bundle is byte for byte the same, and no
         # temporary file is left behind.

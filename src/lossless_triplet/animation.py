@@ -86,18 +86,19 @@ class Recording:
             raise ValueError("nothing recorded: train at least one loss with the recorder's callback")
         names = self.losses
         path = Path(path)
-        np.savez_compressed(
-            path,
-            losses=np.array(names, dtype=str),
-            class_names=np.array(self.class_names, dtype=str),
-            labels=self.labels,
-            rows=self.rows,
-            epochs=self.epochs,
-            total_epochs=np.int64(self.total_epochs),
-            codes=np.stack([self.codes[n] for n in names]).astype(np.float32),
-            train_loss=np.stack([self.train_loss[n] for n in names]),
-            test_loss=np.stack([self.test_loss[n] for n in names]),
-        )
+        with written_at_end(path) as tmp, tmp.open("wb") as handle:
+            np.savez_compressed(
+                handle,
+                losses=np.array(names, dtype=str),
+                class_names=np.array(self.class_names, dtype=str),
+                labels=self.labels,
+                rows=self.rows,
+                epochs=self.epochs,
+                total_epochs=np.int64(self.total_epochs),
+                codes=np.stack([self.codes[n] for n in names]).astype(np.float32),
+                train_loss=np.stack([self.train_loss[n] for n in names]),
+                test_loss=np.stack([self.test_loss[n] for n in names]),
+            )
         return path
 
     @classmethod

@@ -31,7 +31,7 @@ from safetensors.torch import save as save_tensors
 from .data import Standardizer
 from .data.views import FeatureView
 from .explain import Explainer
-from .io import atomic_write_files
+from .io import NO_SPACE, atomic_write_bytes, atomic_write_files  # noqa: F401 (the first two: old names)
 from .memory import FaultMemory
 from .models import Encoder, encode
 from .representation import Representation

@@ -148,9 +148,11 @@ class FaultMemory:
                 non-finite codes.
         """
         name = str(name).strip()
-        if not name or is_reserved(name):
-            raise ValueError(f"a fault needs a name other than {UNKNOWN!r} (in any case: {name!r} would be "
-                             "confused with the unknown status) and the empty string")
+        if not name:
+            raise ValueError("a fault needs a name: got an empty (or blank) one")
+        if is_reserved(name):
+            raise ValueError(f"a fault needs a name other than {UNKNOWN!r} in any case: {name!r} would be "
+                             "confused with the unknown status")
         if not hasattr(self, "signatures_"):
             self.signatures_ = {}
         width = getattr(self, "embedding_dim_", None)
@@ -178,6 +180,7 @@ class FaultMemory:
             ValueError: it is the last one.
         """
         self._check_fitted()
+        name = str(name).strip()  # stored stripped (see add)
         if name not in self.signatures_:
             raise KeyError(f"no fault signature named {name!r}; known: {', '.join(self.signatures_)}")
         if len(self.signatures_) == 1:
@@ -229,6 +232,7 @@ class FaultMemory:
 
         Raises:
             KeyError: no such signature (the message lists the known ones)."""
+        name = str(name).strip()  # stored stripped (see add)
         for row in self.describe():
             if row["name"] == name:
                 return row

@@ -4,9 +4,9 @@ Each sub-command lives in its own module with a ``register(subparsers)``
 function that adds its parser and sets ``handler``; every command is a thin
 wrapper over library functions, so everything here is usable from Python too.
 
-The handlers import the library inside their bodies: building the parser imports only plain
-Python (:mod:`lossless_triplet.defaults`, :mod:`lossless_triplet.viewspec`), so ``--help`` and
-argument errors answer at once, without torch, pandas or FastAPI (a test checks it).
+The handlers import the library inside their bodies, after checking their numbers: building the
+parser imports no torch, pandas or FastAPI (NumPy at most; a test checks it), so ``--help`` and
+argument errors answer at once.
 """
 
 from __future__ import annotations

@@ -58,9 +58,12 @@ def loss_name(text: str) -> str:
 
 def loss_list(text: str) -> list[str]:
     """argparse ``type=`` for ``--losses``: comma-separated loss names; options with several
-    values are joined by ``;`` inside one name (``lossless:beta=2N;eps=1e-6``). Names are checked
-    when the losses are built (an unknown one is a one-line error naming the known ones)."""
-    return [item.replace(";", ",") for item in csv_list(text)]
+    values are joined by ``;`` inside one name (``lossless:beta=2N;eps=1e-6``). Base names are
+    checked here (:func:`loss_name`), options when the losses are built.
+
+    Raises:
+        argparse.ArgumentTypeError: an unknown base name, listing the known ones."""
+    return [loss_name(item).replace(";", ",") for item in csv_list(text)]
 
 
 def view_name(text: str) -> str:

@@ -47,9 +47,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_config(args: argparse.Namespace):
+    require_positive(args, "dim", "epochs", "steps_per_epoch", "draws")
     from ..training import TrainConfig
 
-    require_positive(args, "dim", "epochs", "steps_per_epoch", "draws")
     budget = dict(QUICK_BUDGET if args.quick else BUDGET)
     for key in ("epochs", "steps_per_epoch"):
         if getattr(args, key) is not None:

@@ -21,28 +21,29 @@ from ._common import (
 
 
 def _steps_config(args: argparse.Namespace):
-    """A TrainConfig doing exactly ``steps`` optimiser steps (epochs x steps_per_epoch)."""
-    from ..training import TrainConfig
-
+    """A TrainConfig doing exactly ``steps`` optimiser steps (epochs x steps_per_epoch); the numbers are
+    checked before torch is imported."""
     require_positive(args, "dim")
     steps = args.steps if args.steps is not None else (QUICK_STEPS if args.quick else TRAIN_STEPS)
     epochs, per_epoch = epochs_and_steps(steps)
     if not args.lr > 0:
         raise ValueError(f"--lr {args.lr} must be > 0")
+    from ..training import TrainConfig
+
     return TrainConfig(embedding_dim=args.dim, seed=args.seed, epochs=epochs, steps_per_epoch=per_epoch,
                        learning_rate=args.lr)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    require_positive(args, "checkpoint_every")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a directory for the model bundle")
+    config = _steps_config(args)
     from .. import distributed
     from ..checkpoint import CHECKPOINT_DIR, latest_checkpoint
     from ..data import load_table
     from ..pipeline.fit import fit_fault_model
 
-    require_positive(args, "checkpoint_every")
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out} is a file; give a directory for the model bundle")
-    config = _steps_config(args)
     checkpoints = args.out / CHECKPOINT_DIR
     # Under torchrun: every rank trains its shard of each batch; rank 0 alone writes and prints.
     with distributed.process_group():
@@ -74,6 +75,7 @@ def _cmd_add_fault(args: argparse.Namespace) -> int:
     from ..data import read_feature_table
 
     model = FaultModel.load(args.model)
+    args.name = args.name.strip()  # as the memory stores it
     column = args.label_column or _trained_label_column(model, args.data)
     if column is None:
         rows, examples = read_feature_table(args.data, model.feature_names), None

@@ -38,10 +38,12 @@ def _configure_event_log(path: Path | None) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port {args.port} must be a TCP port, 0 to 65535 (0: any free port)")
     try:
         import uvicorn
 
-        from ..service import create_app, read_token
+        from ..service import create_app, lock_bundle, read_token
         from ..service.server import server_config
     except ImportError as error:
         raise ImportError(f"serve needs the service packages ({error.name} is missing): "
@@ -54,12 +56,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"lossless-triplet serve: fault changes are disabled (no --token-file, no ${TOKEN_ENV}); "
               "identify works", file=sys.stderr)
     _configure_event_log(args.event_log)
+    # the bundle lock is taken here, not in the app's start-up, so a second server on one bundle gets one
+    # error line (exit 2) instead of uvicorn's start-up traceback
     app = create_app(args.model, token=token, webhook=args.webhook, max_body_bytes=args.max_body_bytes,
-                     normal_status=args.normal_status)
-    print(f"lossless-triplet serve: {args.model} on http://{args.host}:{args.port} (API docs at /docs)",
-          file=sys.stderr, flush=True)
-    uvicorn.Server(server_config(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning",
-                                 access_log=args.access_log, timeout_graceful_shutdown=10)).run()
+                     normal_status=args.normal_status, lock=False)
+    try:
+        held = lock_bundle(Path(args.model))
+    except ValueError:
+        app.state.service.close()
+        raise
+    try:
+        print(f"lossless-triplet serve: {args.model} on http://{args.host}:{args.port} (API docs at /docs)",
+              file=sys.stderr, flush=True)
+        uvicorn.Server(server_config(app, host=args.host, port=args.port,
+                                     log_level="info" if args.verbose else "warning", access_log=args.access_log,
+                                     timeout_graceful_shutdown=10)).run()
+    finally:
+        if held is not None:
+            held.close()
     return 0
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lossless_triplet.data.tables import Dataset
+from lossless_triplet.io import written_at_end
 
 # Index = the source's `status` code 0..6 (label.tsv; Kawasaki et al. NOMS 2020).
 KDDI_CLASSES = (
@@ -104,6 +105,6 @@ def export_kddi_csv(split: str, path: str | Path, *, label_column: str = "status
     """
     path = Path(path)
     frame = load_kddi_nfv(split).to_frame(label_column=label_column)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False, na_rep="")
+    with written_at_end(path) as tmp:  # the temporary name keeps .gz: pandas compresses by it
+        frame.to_csv(tmp, index=False, na_rep="")
     return path

@@ -649,7 +649,7 @@ def _bad_cell(rows: list[tuple[int, list[str]]], feature_names: list[str], path:
                 return ValueError(
                     f"{path}: column {name!r} has a non-numeric value {text} in data row {row} (1-based, header "
                     "not counted); fix the cell, leave it empty (or nan, NA, N/A, null, None) for a missing "
-                    "value, or leave the column out of the table")
+                    "value")
     return None
 
 
@@ -883,7 +883,7 @@ def _parse_numbers(column: pd.Series, name: str, path: Path, first_row: int = 0)
             raise ValueError(
                 f"{path}: column {name!r} has a non-numeric value {str(column.iloc[row])!r} in data "
                 f"row {first_row + row + 1} (1-based, header not counted){_more(bad)}; fix the cell, leave "
-                "it empty for a missing value, or leave the column out of the table"
+                "it empty for a missing value"
             )
     infinite = np.flatnonzero(np.isinf(values))
     if infinite.size:

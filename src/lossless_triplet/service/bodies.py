@@ -209,6 +209,11 @@ def parse_arrow(body: bytes, feature_names: Sequence[str]) -> Rows:
         if not (pat.is_integer(kind) or pat.is_floating(kind) or pat.is_string(kind) or pat.is_large_string(kind)):
             raise BadRequest(422, f"column 'timestamp' has Arrow type {kind}: send numbers or strings")
         timestamps = table.column("timestamp").to_pylist()
+        if pat.is_floating(kind):
+            for i, value in enumerate(timestamps):
+                if value is not None and not np.isfinite(value):
+                    raise BadRequest(422, f"column 'timestamp' row {i} is {value}: send a finite number, a string "
+                                          "or null (events carry the timestamp as strict JSON)")
     return Rows(matrix, sources, timestamps)
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from .bodies import ARROW_STREAM
 
-__all__ = ["ColumnsBody", "Error", "Evidence", "FaultChange", "FaultColumnsBody", "FaultEntry", "FaultRowsBody", "Faults",
+__all__ = ["BODY_ERRORS", "ColumnsBody", "Error", "Evidence", "FaultChange", "FaultColumnsBody", "FaultEntry", "FaultRowsBody", "Faults",
            "Health", "IdentifyResult", "ModelInfo", "Removed", "RowResult", "RowsBody", "request_body"]
 
 Cell = float | str | None  # a feature value (number, or null = missing); "source"/"timestamp" may be strings
@@ -126,6 +126,14 @@ class Error(BaseModel):
     """Every error answer: the problem and its fix."""
 
     detail: str
+
+
+BODY_ERRORS = {  # the answers of a route that reads rows (documented once, used by identify and faults)
+    400: {"model": Error, "description": "a body that is not one JSON document (or Arrow stream)"},
+    413: {"model": Error, "description": "a body over --max-body-bytes"},
+    422: {"model": Error, "description": "rows that are not valid: a missing or extra column, a value that is not a "
+                                         "finite number or null, no rows (the message names the column and row)"},
+}
 
 
 def request_body(*models: type[BaseModel], example: dict, arrow: bool = False) -> dict:

@@ -199,6 +199,7 @@ class FaultService:
                 have nothing to match).
             StorageError: the bundle could not be written (nothing changed; see :meth:`_publish`).
         """
+        name = name.strip()  # names are stored stripped (FaultMemory.add)
         with self._change_lock:
             if name not in self.memory.names:
                 raise NotFound(404, f"no fault signature named {name!r}; known: {self.memory.names}")
@@ -223,7 +224,8 @@ class FaultService:
             no_space = error.errno in NO_SPACE
             self.metrics.storage_errors.labels("no_space" if no_space else "other").inc()
             logger.error("fault memory not saved: %s", error)
-            cause = "no space left on device" if no_space else (error.strerror or str(error))
+            original = error.__cause__ if isinstance(error.__cause__, OSError) else error  # io names the file
+            cause = "no space left on device" if no_space else (original.strerror or str(original))
             raise StorageError(507 if no_space else 503,
                                f"{cause} while saving {SIGNATURES_FILE} in {self.model_dir}; nothing was changed "
                                "(the served fault memory is the one before this request)") from None

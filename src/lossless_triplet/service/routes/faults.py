@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from ..bodies import fault_name
 from ..deps import ServiceDep, require_token, rows_of
 from ..http import json_response
-from ..models import Error, FaultChange, FaultColumnsBody, FaultRowsBody, Faults, Removed, request_body
+from ..models import BODY_ERRORS, Error, FaultChange, FaultColumnsBody, FaultRowsBody, Faults, Removed, request_body
 
 router = APIRouter(prefix="/v1/faults", tags=["faults"])
 
@@ -26,7 +26,8 @@ async def list_faults(service: ServiceDep):
 @router.post("", status_code=201, dependencies=[Depends(require_token)],
              summary="Add a fault signature from example rows, or extend one (needs the token)",
              openapi_extra=request_body(FaultRowsBody, FaultColumnsBody, example=_EXAMPLE),
-             responses={200: {"model": FaultChange}, 201: {"model": FaultChange}, 422: {"model": Error},
+             responses={200: {"model": FaultChange}, 201: {"model": FaultChange}, **BODY_ERRORS,
+                        415: {"model": Error, "description": "an Arrow body (this route takes JSON only)"},
                         **_CHANGE_ERRORS})
 async def add_fault(request: Request, service: ServiceDep):
     """Encodes the rows (one is enough) and adds them to signature ``name``, created if new (201) or

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..deps import ServiceDep
@@ -19,7 +19,7 @@ async def healthz(service: ServiceDep):
     return json_response({"status": "ok", "signatures": len(service.memory.names)})
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
 async def metrics(service: ServiceDep):
     """Requests, latency, rows, unknown rate, fault changes, storage errors and events (Prometheus text)."""
     return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
