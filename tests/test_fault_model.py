@@ -356,8 +356,8 @@ def test_add_fault_and_faults_remove_take_a_padded_name_as_the_stored_one(model,
     model.save(tmp_path / "m")
     one = tmp_path / "one.csv"
     pd.DataFrame(kddi[1].features[:1], columns=kddi[1].feature_names).to_csv(one, index=False)
-    assert main(["add-fault", "--model", str(tmp_path / "m"), "--data", str(one), "--name", " tap-loss "]) == 0
-    assert "added fault 'tap-loss' from 1 row(s)" in capsys.readouterr().out
-    assert "tap-loss" in FaultModel.load(tmp_path / "m").memory.names
-    assert main(["faults", "--model", str(tmp_path / "m"), "--remove", "tap-loss "]) == 0
-    assert "tap-loss" not in FaultModel.load(tmp_path / "m").memory.names
+    assert main(["add-fault", "--model", str(tmp_path / "m"), "--data", str(one), "--name", " brand-new "]) == 0
+    assert "added fault 'brand-new' from 1 row(s)" in capsys.readouterr().out
+    assert "brand-new" in FaultModel.load(tmp_path / "m").memory.names
+    assert main(["faults", "--model", str(tmp_path / "m"), "--remove", "brand-new "]) == 0
+    assert "brand-new" not in FaultModel.load(tmp_path / "m").memory.names
