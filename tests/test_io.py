@@ -63,3 +63,16 @@ def test_export_kddi_leaves_the_old_file_when_it_fails(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="File too large"):
         export_kddi_csv("eval", target)
     assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["k.csv"]
+
+
+def test_written_files_get_the_permissions_the_umask_gives(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+        with written_at_end(tmp_path / "p.csv") as tmp:
+            tmp.write_text("row\n")
+    finally:
+        os.umask(old)
+    assert {oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()} == {"0o644"}

@@ -12,7 +12,7 @@ import errno
 import json
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +23,18 @@ __all__ = ["NO_SPACE", "atomic_write_bytes", "atomic_write_files", "atomic_write
            "written_at_end"]
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)  # the errnos of a full disk or quota
+
+
+def _temporary(directory: Path, prefix: str, suffix: str) -> tuple[int, Path]:
+    """``(fd, path)`` of a new file with a unique name in ``directory``, created with the permissions the
+    umask gives (``tempfile.mkstemp`` would make every file the package writes 0600)."""
+    for _ in range(100):
+        path = directory / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name for {prefix}...{suffix} in {directory}")
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -49,8 +61,8 @@ def atomic_write_files(directory: str | Path, files: dict[str, bytes]) -> None:
     name = "?"
     try:
         for name, data in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-            staged.append((name, Path(tmp)))
+            fd, tmp = _temporary(directory, f".{name}.", ".tmp")
+            staged.append((name, tmp))
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -94,9 +106,8 @@ def written_at_end(path: str | Path) -> Iterator[Path]:
         The temporary :class:`~pathlib.Path` (an empty file until written)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    fd, tmp = _temporary(path.parent, f".{path.stem}.", path.suffix or ".tmp")
     os.close(fd)
-    tmp = Path(tmp)
     try:
         yield tmp
         os.replace(tmp, path)
