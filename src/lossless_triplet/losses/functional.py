@@ -38,6 +38,18 @@ def _compute_dtype(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return tensors
 
 
+def _triplet_distances(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, *, validate: bool,
+                       bounded: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(d(a,p), d(a,n))``, squared, in the compute dtype, after checking the codes (and their [0, 1]
+    range for the ``bounded`` losses) when ``validate``: the common start of every explicit-triplet loss."""
+    if validate:
+        check_codes(anchor=anchor, positive=positive, negative=negative)
+        if bounded:
+            check_unit_interval(anchor=anchor, positive=positive, negative=negative)
+    anchor, positive, negative = _compute_dtype(anchor, positive, negative)
+    return squared_distances(anchor, positive), squared_distances(anchor, negative)
+
+
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "none":
         return loss
@@ -112,15 +124,10 @@ def lossless_triplet_loss(
     """
     check_reduction(reduction)
     check_eps(eps)
-    if validate:
-        check_codes(anchor=anchor, positive=positive, negative=negative)
-        check_unit_interval(anchor=anchor, positive=positive, negative=negative)
+    d_ap, d_an = _triplet_distances(anchor, positive, negative, validate=validate, bounded=True)
     n = anchor.shape[1]
     beta = resolve_beta(beta, n)
-    anchor, positive, negative = _compute_dtype(anchor, positive, negative)
-    loss = lossless_positive_term(squared_distances(anchor, positive), n, beta, eps)
-    loss = loss + lossless_negative_term(squared_distances(anchor, negative), n, beta, eps)
-    return _reduce(loss, reduction)
+    return _reduce(lossless_positive_term(d_ap, n, beta, eps) + lossless_negative_term(d_an, n, beta, eps), reduction)
 
 
 def linear_lossless_triplet_loss(
@@ -146,13 +153,8 @@ def linear_lossless_triplet_loss(
     Source: M.-O. Arsenault, "Lossless Triplet loss", 2018.
     """
     check_reduction(reduction)
-    if validate:
-        check_codes(anchor=anchor, positive=positive, negative=negative)
-        check_unit_interval(anchor=anchor, positive=positive, negative=negative)
-    n = anchor.shape[1]
-    anchor, positive, negative = _compute_dtype(anchor, positive, negative)
-    loss = squared_distances(anchor, positive) - squared_distances(anchor, negative) + n
-    return _reduce(loss, reduction)
+    d_ap, d_an = _triplet_distances(anchor, positive, negative, validate=validate, bounded=True)
+    return _reduce(d_ap - d_an + anchor.shape[1], reduction)
 
 
 def triplet_margin_loss(
@@ -180,11 +182,8 @@ def triplet_margin_loss(
     """
     check_reduction(reduction)
     check_margin(margin)
-    if validate:
-        check_codes(anchor=anchor, positive=positive, negative=negative)
-    anchor, positive, negative = _compute_dtype(anchor, positive, negative)
-    loss = torch.relu(squared_distances(anchor, positive) - squared_distances(anchor, negative) + margin)
-    return _reduce(loss, reduction)
+    d_ap, d_an = _triplet_distances(anchor, positive, negative, validate=validate, bounded=False)
+    return _reduce(torch.relu(d_ap - d_an + margin), reduction)
 
 
 def soft_margin_triplet_loss(
@@ -217,10 +216,8 @@ def soft_margin_triplet_loss(
     Re-Identification", arXiv:1703.07737, 2017 (section 2, "soft-margin").
     """
     check_reduction(reduction)
-    if validate:
-        check_codes(anchor=anchor, positive=positive, negative=negative)
-    anchor, positive, negative = _compute_dtype(anchor, positive, negative)
-    difference = squared_distances(anchor, positive) - squared_distances(anchor, negative)
+    d_ap, d_an = _triplet_distances(anchor, positive, negative, validate=validate, bounded=False)
+    difference = d_ap - d_an
     return _reduce(torch.logaddexp(difference, torch.zeros_like(difference)), reduction)
 
 
