@@ -78,10 +78,31 @@ def test_representation_combines_the_terms_by_hand():
     np.testing.assert_allclose(Representation.parse("features").combine(codes, features), s * features, rtol=1e-6)
 
 
-def test_excess_is_zero_on_training_rows_and_changes_no_decision_among_them():
+def test_sorted_excess_by_hand_uses_every_feature_and_ignores_which_column_moved():
+    codes = np.zeros((3, 2), dtype=np.float32)
+    train = np.array([[0, 0, 0, 0], [1, 1, 1, 1]], dtype=np.float32)  # range [0, 1] in every column
+    rows = np.array([[3.0, 0.5, -2.0, 1.0],  # excess [2, 0, -2, 0] -> sorted |.| [2, 2, 0, 0]
+                     [0.5, -2.0, 1.0, 3.0],  # the same moves in other columns
+                     [0.5, 0.5, 0.5, 5.0]], dtype=np.float32)  # excess [0, 0, 0, 4] -> [4, 0, 0, 0]
+    # columns_ (the features and excess terms) are the first two; the sorted excess reads all four
+    rep = Representation.parse("code+4*excess+2*sorted_excess").fit(train, columns=np.array([0, 1]))
+    t = 2 * math.sqrt(2 / 4)
+    np.testing.assert_allclose(rep.combine(codes, rows)[:, 4:], t * np.array([[2, 2, 0, 0], [2, 2, 0, 0], [4, 0, 0, 0]]),
+                               rtol=1e-6)
+    np.testing.assert_allclose(rep.combine(codes, rows)[:, 2:4], 4 * np.array([[2, 0], [0, -2], [0, 0]]), rtol=1e-6)
+    # sorting keeps the norm: with every column used, both excess terms add the same squared length
+    both = Representation.parse("code+1*excess+1*sorted_excess").fit(train)
+    out = both.combine(codes, rows)
+    np.testing.assert_allclose((out[:, 2:6] ** 2).sum(1), (out[:, 6:] ** 2).sum(1), rtol=1e-6)
+    with pytest.raises(ValueError, match="fitted on 4.*same view"):
+        rep.combine(codes, rows[:, :3])
+
+
+@pytest.mark.parametrize("term", ["16*excess", "16*sorted_excess"])
+def test_excess_is_zero_on_training_rows_and_changes_no_decision_among_them(term):
     rng = np.random.default_rng(3)
     train = rng.normal(size=(200, 6)).astype(np.float32)
-    rep = Representation.parse("code+16*excess").fit(train)
+    rep = Representation.parse(f"code+{term}").fit(train)
     codes = rng.random((200, 3)).astype(np.float32)
     np.testing.assert_array_equal(rep.combine(codes, train)[:, 3:], 0)
     # a row outside the range: the same extra distance to every in-range vector
@@ -92,7 +113,8 @@ def test_excess_is_zero_on_training_rows_and_changes_no_decision_among_them():
 
 
 @pytest.mark.parametrize("text", ["code", "features", "code+0.5*features", "code+4*excess", "features+16*excess",
-                                  "code+0.25*features+1*excess"])
+                                  "code+0.25*features+1*excess", "code+16*sorted_excess",
+                                  "code+0.5*features+1*excess+4*sorted_excess"])
 def test_representation_names_round_trip(text):
     rep = Representation.parse(text)
     assert rep.name == text and Representation.parse(rep.name) == rep
@@ -104,7 +126,8 @@ def test_representation_names_round_trip(text):
 
 
 @pytest.mark.parametrize("text", ["", "code+code", "2*code", "code+0*excess", "code+inf*features", "excess",
-                                  "code+features*2", "code+x*excess", "4*excess"])
+                                  "code+features*2", "code+x*excess", "4*excess", "4*sorted_excess", "code+sorted_excess",
+                                  "code+1*sorted_excess+2*sorted_excess"])
 def test_bad_representation_names_are_refused(text):
     # the excess alone is 0 on every training row: every known signature would get radius 0
     with pytest.raises(ValueError, match="unknown representation|needs the code or the features"):
@@ -121,10 +144,22 @@ def test_excess_needs_fit_and_saved_ranges():
         Representation.from_dict({"name": "code+4*excess"})
 
 
+def test_version_1_states_keep_their_ranges_at_their_columns():
+    # version 1 (and unversioned bundles) stored low/high of the used columns only
+    features = np.array([[0.0, 5.0, -1.0, 7.0], [2.0, 9.0, 3.0, 8.0]], dtype=np.float32)
+    fitted = Representation.parse("code+4*excess").fit(features[:1] * 0 + [[0, 1, 2, 3]], columns=np.array([1, 3]))
+    old = {"name": "code+4*excess", "columns": [1, 3], "low": [1.0, 3.0], "high": [1.0, 3.0]}
+    codes = np.zeros((2, 2), dtype=np.float32)
+    for state in (old, {"format": "lossless_triplet.Representation", "version": 1, **old}):
+        restored = Representation.from_dict(state)
+        np.testing.assert_array_equal(restored.combine(codes, features), fitted.combine(codes, features))
+    assert fitted.to_dict()["version"] == 2
+
+
 def test_candidates_hold_every_base_with_and_without_excess():
     names = candidate_representations((0.5,), (4.0,))
-    assert names == ["code", "code+4*excess", "code+0.5*features", "code+0.5*features+4*excess", "features",
-                     "features+4*excess"]
+    assert names == ["code", "code+4*sorted_excess", "code+0.5*features", "code+0.5*features+4*sorted_excess", "features",
+                     "features+4*sorted_excess"]
 
 
 def test_one_standard_error_rule():

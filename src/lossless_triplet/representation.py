@@ -3,11 +3,14 @@
 Metric learning on known classes tends to drop the directions in which an unseen fault differs
 (Arsenault's complaint about the hinge, one level up), while the view's features keep them but
 separate known classes less well. :class:`Representation` puts side by side the code, the scaled
-view features (weight a) and their *excess* beyond the range seen in training (weight b); which
-weights a model uses is chosen on its training table (:mod:`lossless_triplet.pipeline.selection`).
+view features (weight a), their *excess* beyond the range seen in training (weight b) and that
+excess *sorted* by size (weight c), which does not care which column moved; which weights a model
+uses is chosen on its training table (:mod:`lossless_triplet.pipeline.selection`).
 
-Source: prototypes as class means in a learned space (Snell, Swersky, Zemel, "Prototypical
-Networks for Few-shot Learning", NeurIPS 2017), here over a space widened by the input's features.
+Sources: prototypes as class means in a learned space (Snell, Swersky, Zemel, "Prototypical
+Networks for Few-shot Learning", NeurIPS 2017), here over a space widened by the input's features;
+order statistics of per-column deviations as a summary that is the same whichever element a fault
+strikes (the generalisation issue's first hint).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ __all__ = ["Representation"]
 
 @dataclass
 class Representation:
-    """What the fault memory compares: ``[code, a * s * features, b * s * excess]``, s = sqrt(N / F).
+    """What the fault memory compares: ``[code, a * s * features, b * s * excess, c * t * sorted_excess]``,
+    s = sqrt(N / F'), t = sqrt(N / F).
 
     - ``code``: the encoder's code (N units in [0, 1]); left out when ``use_code`` is False.
     - ``features``: the scaled view features, weight a (0: left out).
@@ -36,17 +40,27 @@ class Representation:
       cannot learn: a feature that never moved in training sends no gradient to the encoder's
       weights, whatever the loss (a link going admin-down, a router that stops reporting).
 
-    s puts the F features in the code's units: with a = 1, features spread like the code add about
-    as much squared distance as the N code units.
+    - ``sorted_excess``: the absolute excess of ALL F view features, sorted from largest to
+      smallest, weight c (0: left out). A fault that moves column 28 by 8 in one episode and column
+      30 by 7 in the next reads nearly the same here, while the per-column excess of the two
+      episodes is as far apart as it can be (for disjoint columns ``|e1 - e2|^2 = |e1|^2 + |e2|^2``:
+      a new fault's rows then sit nearer every known signature, whose excess is 0, than its one
+      example). Sorting keeps the norm (``|sort|e|| = |e|``), so the weights of both excess terms
+      are in the same units, and it is 0 on every training row, so it too changes no decision
+      among known signatures.
+
+    s and t put the F' used features (and the F features) in the code's units: with a = 1,
+    features spread like the code add about as much squared distance as the N code units.
 
     Attributes:
         use_code: whether the code is part of the vector.
-        feature_weight: a >= 0; excess_weight: b >= 0.
-        low_, high_: (F,) float32 per-feature minimum and maximum over the known training rows
-            (set by :meth:`fit`; needed when b > 0).
-        columns_: int indices of the view features used (set by :meth:`fit`; default all): the
-            view's pooled statistics (``FeatureView.invariant_features_``), so that a fault striking
-            column 28 in one episode and column 30 in the next reads the same.
+        feature_weight: a >= 0; excess_weight: b >= 0; sorted_excess_weight: c >= 0.
+        low_, high_: (F,) float32 minimum and maximum of every view feature over the known
+            training rows (set by :meth:`fit`; needed when b > 0 or c > 0).
+        columns_: int indices of the view features the features and excess terms use (set by
+            :meth:`fit`; default all): the view's pooled statistics
+            (``FeatureView.invariant_features_``), so that a fault striking column 28 in one
+            episode and column 30 in the next reads the same. The sorted excess uses every feature.
 
     Raises:
         ValueError: a negative, infinite or NaN weight; neither the code nor the features.
@@ -55,42 +69,50 @@ class Representation:
     use_code: bool = True
     feature_weight: float = 0.0
     excess_weight: float = 0.0
+    sorted_excess_weight: float = 0.0
     low_: np.ndarray | None = None
     high_: np.ndarray | None = None
     columns_: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        for name in ("feature_weight", "excess_weight"):
+        for name in ("feature_weight", "excess_weight", "sorted_excess_weight"):
             if not 0 <= getattr(self, name) < math.inf:
                 raise ValueError(f"{name}={getattr(self, name)} must be a finite number >= 0")
         if not (self.use_code or self.feature_weight):
             raise ValueError("a representation needs the code or the features: the excess is 0 on every "
-                             "training row, so alone it cannot tell known statuses apart (e.g. code+16*excess)")
+                             "training row, so alone it cannot tell known statuses apart (e.g. code+16*sorted_excess)")
 
     @property
     def uses_features(self) -> bool:
         """Whether :meth:`combine` reads the features."""
-        return bool(self.feature_weight or self.excess_weight)
+        return bool(self.feature_weight or self.beyond_weight)
+
+    @property
+    def beyond_weight(self) -> float:
+        """b + c: the weight of what lies beyond the training range (0 without an excess term)."""
+        return self.excess_weight + self.sorted_excess_weight
 
     @property
     def name(self) -> str:
-        """``code``, ``features``, ``code+0.5*features``, ``code+4*excess``, ``features+4*excess``, ..."""
+        """``code``, ``features``, ``code+0.5*features``, ``code+4*excess``, ``code+16*sorted_excess``, ..."""
         terms = ["code"] if self.use_code else []
         if self.feature_weight:
             terms.append("features" if not self.use_code and self.feature_weight == 1 else
                          f"{self.feature_weight:g}*features")
-        if self.excess_weight:
-            terms.append(f"{self.excess_weight:g}*excess")
+        for weight, term in ((self.excess_weight, "excess"), (self.sorted_excess_weight, "sorted_excess")):
+            if weight:
+                terms.append(f"{weight:g}*{term}")
         return "+".join(terms)
 
     @classmethod
     def parse(cls, name: str) -> Representation:
         """An unfitted representation from its :attr:`name`: terms joined by ``+``, each ``code``,
-        ``features``, ``W*features`` or ``W*excess`` (W a number > 0; ``features`` alone is 1).
+        ``features``, ``W*features``, ``W*excess`` or ``W*sorted_excess`` (W a number > 0;
+        ``features`` alone is 1).
 
         Raises:
             ValueError: any other text, naming the valid forms."""
-        weights = {"features": 0.0, "excess": 0.0}
+        weights = {"features": 0.0, "excess": 0.0, "sorted_excess": 0.0}
         use_code = False
         try:
             for term in str(name).strip().split("+"):
@@ -103,21 +125,20 @@ class Representation:
                         raise ValueError
                 else:
                     raise ValueError
-            return cls(use_code, weights["features"], weights["excess"])
+            return cls(use_code, weights["features"], weights["excess"], weights["sorted_excess"])
         except ValueError:
-            raise ValueError(f"unknown representation {name!r}: terms joined by +, each code, features, W*features "
-                             "or W*excess with a number W > 0 (e.g. code, features, code+0.5*features+4*excess)"
-                             ) from None
+            raise ValueError(f"unknown representation {name!r}: terms joined by +, each code, features, W*features, "
+                             "W*excess or W*sorted_excess with a number W > 0 (e.g. code, features, "
+                             "code+0.5*features+16*sorted_excess)") from None
 
     def fit(self, features: np.ndarray, columns: np.ndarray | None = None) -> Representation:
-        """Learn the training range of every used feature.
+        """Learn the training range of every feature.
 
         Shape: features (n, F) scaled known training rows; columns: int indices into F of the
-        features to use (default all). Returns self."""
+        features the features and excess terms use (default all). Returns self."""
         features = np.asarray(features, dtype=np.float32)
         self.columns_ = np.arange(features.shape[1]) if columns is None else np.asarray(columns, dtype=np.int64)
-        used = features[:, self.columns_]
-        self.low_, self.high_ = used.min(axis=0), used.max(axis=0)
+        self.low_, self.high_ = features.min(axis=0), features.max(axis=0)
         return self
 
     def combine(self, codes: np.ndarray, features: np.ndarray | None) -> np.ndarray:
@@ -125,10 +146,13 @@ class Representation:
 
         Shape: codes (n, N) float; features (n, F) float32 scaled view features (may be None when
         :attr:`uses_features` is False). Output: float32 (n, width), width = N (with the code)
-        + F' (with the features) + F' (with the excess), F' = len(columns_).
+        + F' (with the features) + F' (with the excess) + F (with the sorted excess),
+        F' = len(columns_).
 
         Raises:
-            ValueError: features None where a term needs them. NotFittedError: an excess term before :meth:`fit`.
+            ValueError: features None where a term needs them, or (sorted excess) of another width
+                than at fit.
+            NotFittedError: an excess term before :meth:`fit`.
         """
         codes = np.asarray(codes, dtype=np.float32)
         if not self.uses_features:
@@ -136,23 +160,33 @@ class Representation:
         if features is None:
             raise ValueError(f"the representation {self.name} needs the view features beside the codes")
         features = np.asarray(features, dtype=np.float32)
-        if self.columns_ is not None:
-            features = features[:, self.columns_]
-        scale = math.sqrt(codes.shape[1] / features.shape[1])
+        if self.beyond_weight:
+            check_is_fitted(self, "low_", "fit(training_features) (it has an excess term)")
+        columns = self.columns_ if self.columns_ is not None else np.arange(features.shape[1])
+        used = features[:, columns]
+        scale = math.sqrt(codes.shape[1] / columns.size)
         parts = [codes] if self.use_code else []
         if self.feature_weight:
-            parts.append(features * np.float32(self.feature_weight * scale))
+            parts.append(used * np.float32(self.feature_weight * scale))
         if self.excess_weight:
-            check_is_fitted(self, "low_", "fit(training_features) (it has an excess term)")
-            parts.append((features - np.clip(features, self.low_, self.high_)) * np.float32(self.excess_weight * scale))
+            low, high = self.low_[columns], self.high_[columns]
+            parts.append((used - np.clip(used, low, high)) * np.float32(self.excess_weight * scale))
+        if self.sorted_excess_weight:
+            if features.shape[1] != self.low_.size:
+                raise ValueError(f"the features have {features.shape[1]} columns but the representation was fitted "
+                                 f"on {self.low_.size}; both must come from the same view")
+            ranked = np.abs(features - np.clip(features, self.low_, self.high_))
+            ranked.sort(axis=1)  # in place, ascending (10x faster here than sorting a negated copy)
+            weight = self.sorted_excess_weight * math.sqrt(codes.shape[1] / features.shape[1])
+            parts.append(ranked[:, ::-1] * np.float32(weight))  # largest first
         return np.hstack(parts).astype(np.float32, copy=False)
 
     def to_dict(self) -> dict:
         """JSON-safe: the name, the used feature indices, and the ranges when an excess term needs them."""
-        state = {**state_header("Representation", 1), "name": self.name}
+        state = {**state_header("Representation", 2), "name": self.name}
         if self.uses_features and self.columns_ is not None:
             state |= {"columns": self.columns_.tolist()}
-        if self.excess_weight and self.low_ is not None:
+        if self.beyond_weight and self.low_ is not None:
             state |= {"low": self.low_.tolist(), "high": self.high_.tolist()}
         return state
 
@@ -160,16 +194,27 @@ class Representation:
     def from_dict(cls, state) -> Representation:
         """Inverse of :meth:`to_dict`; an absent state is the code alone.
 
+        Version 1 (and bundles before versioned states) kept the ranges of the used columns only;
+        they are placed at those columns (the others, never read by a version-1 term, are NaN).
+
         Raises:
             ValueError: a bad name, an excess term without its ranges."""
         state = state or {}
-        check_state(state, "Representation", (1,), unversioned=1)  # bundles before versioned states: 1
+        version = check_state(state, "Representation", (1, 2), unversioned=1)  # bundles before versioned states: 1
         rep = cls.parse(state.get("name", "code"))
         if "columns" in state:
             rep.columns_ = np.asarray(state["columns"], dtype=np.int64)
-        if rep.excess_weight:
+        if rep.beyond_weight:
             if "low" not in state or "high" not in state:
                 raise ValueError("the representation state lacks the feature ranges; the model bundle is incomplete")
-            rep.low_ = np.asarray(state["low"], dtype=np.float32)
-            rep.high_ = np.asarray(state["high"], dtype=np.float32)
+            rep.low_, rep.high_ = (np.asarray(state[k], dtype=np.float32) for k in ("low", "high"))
+            if version == 1 and rep.columns_ is not None:
+                rep.low_, rep.high_ = (_at_columns(r, rep.columns_) for r in (rep.low_, rep.high_))
         return rep
+
+
+def _at_columns(values: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """A (max(columns) + 1,) float32 array with ``values`` at ``columns`` and NaN elsewhere."""
+    full = np.full(int(columns.max()) + 1 if columns.size else 0, np.nan, dtype=np.float32)
+    full[columns] = values
+    return full

@@ -35,8 +35,9 @@ VIEW_HELP = ("auto (default): chosen on the training table by inner leave-one-kn
              "in order)")
 REPRESENTATION_HELP = ("what the fault memory compares, terms joined by +: code (the learned code), features "
                        "(the view's scaled features; W*features beside the code), W*excess (how far each feature "
-                       "lies beyond its range in the known training rows), e.g. code, features, "
-                       "code+0.25*features+16*excess; default: chosen on the training table")
+                       "lies beyond its range in the known training rows), W*sorted_excess (the same, sorted by "
+                       "size: whichever column moved), e.g. code, features, code+0.25*features+16*sorted_excess; "
+                       "default: chosen on the training table")
 
 
 LOSS_HELP = (f"a loss name ({', '.join(LOSS_NAMES)}), optionally with hyper-parameters after a colon, "

@@ -144,7 +144,7 @@ def compare_losses(
         holdout: class names removed from training, then represented by one example.
         view: feature view name (:mod:`lossless_triplet.viewspec`), or ``"auto"`` (chosen with the
             first loss and kept for the others).
-        representation: what the memory compares (``code``, ``code+0.5*excess``, ...; see
+        representation: what the memory compares (``code``, ``code+16*sorted_excess``, ...; see
             :meth:`~lossless_triplet.representation.Representation.parse`), or None (chosen per loss).
         time_ordered: whether the rows are one network's minutes in order (None: from the
             training table's timestamps, :attr:`Dataset.is_time_ordered`).

@@ -59,7 +59,7 @@ def fit_fault_model(
         holdout: class names left out.
         view: a feature view name, or ``"auto"``: chosen among
             :func:`~lossless_triplet.data.views.candidate_views` by the selection.
-        representation: what the memory compares, by name (``code``, ``code+0.5*excess``, ...; see
+        representation: what the memory compares, by name (``code``, ``code+16*sorted_excess``, ...; see
             :meth:`~lossless_triplet.representation.Representation.parse`); None: chosen by the selection.
         time_ordered: whether the rows are one network's minutes in time order (baseline views
             become candidates); None: True when the table has strictly increasing timestamps.
