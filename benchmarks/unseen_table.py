@@ -14,8 +14,8 @@ A new user's path, through the installed ``lossless-triplet`` command and nothin
    --time-ordered --seed S --out model/``: every default, the view and the representation chosen
    by ``train`` itself on the training table.
 3. For each held-out fault, ONE labelled row drawn (seeded) from the training table, given with the
-   minutes before it as unlabelled context (``add-fault --label-column status``: the context rows
-   carry an empty label and are not added).
+   minutes before it as context (``add-fault --label-column status``: the context rows are
+   labelled ``context``, so only the example is added).
 4. ``detect --data eval.csv``: one prediction per eval row; the ``nearest`` column (nearest
    signature, as the protocol's one-shot measure) and ``status`` (with ``unknown``) are scored.
 
@@ -59,7 +59,9 @@ def _frame(data, with_labels: bool):
 
 
 def _run(*args: str) -> None:
-    subprocess.run([*CLI, *args], check=True, stdout=subprocess.DEVNULL, env=os.environ)
+    done = subprocess.run([*CLI, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ)
+    if done.returncode:
+        raise SystemExit(f"lossless-triplet {args[0]} failed ({done.returncode}): {done.stderr.strip()}")
 
 
 def _scores(truth: np.ndarray, predicted: np.ndarray, labels) -> dict[str, float]:
@@ -105,7 +107,7 @@ def run_seed(seed: int, train, test, work: Path) -> dict:
         row = int(rows[rng.integers(len(rows))])
         examples[fault] = row
         context = _frame(train, True).iloc[max(0, row - CONTEXT_ROWS):row + 1].copy()
-        context["status"] = [""] * (len(context) - 1) + [fault]  # the minutes before: context only
+        context["status"] = ["context"] * (len(context) - 1) + [fault]  # the minutes before: read, not added
         path = work / f"example-{fault}.csv"
         context.to_csv(path, index=False)
         _run("add-fault", "--model", str(model), "--data", str(path), "--name", fault, "--label-column", "status")

@@ -308,16 +308,23 @@ def candidate_views(feature_names: Sequence[str], *, time_ordered: bool = False)
 
     ``kpi-stats+link`` when the names define a link measured at both ends, else ``kpi-stats``
     when some KPI group has 2 or more columns, each also with ``+pooled``; else (names without
-    structure) ``columns``, ``columns+pooled`` and ``pooled`` (a fault that moves column 28 in one
-    episode and column 30 in the next reads the same only where no column has a name); and, for a
-    time-ordered table (one network's rows in time order), each of those with ``+baseline``.
+    structure) ``columns`` and ``columns+pooled``; and, for a time-ordered table (one network's
+    rows in time order), each of those with ``+baseline``.
+
+    ``pooled`` alone (statistics of all columns, no column of its own) is a valid view but not a
+    candidate: the memory's sorted excess already reads the same whichever column a fault moves,
+    and it can only do so from per-column features. With ``pooled`` alone it sees 24 statistics
+    instead of every column, and the inner validation cannot tell the difference (its pretend-new
+    faults are known faults, inside the training range, where no excess matters): on KDDI with
+    anonymous columns the seed whose selection picked ``pooled+baseline`` scored 0.39 macro-F1
+    against 0.66-0.74 for the others (docs/results.md).
     """
     if link_pairs(feature_names):
         plain = ["kpi-stats+link", "kpi-stats+link+pooled"]
     elif any(len(c) > 1 for c in kpi_groups(feature_names).values()):
         plain = ["kpi-stats", "kpi-stats+pooled"]
     else:
-        plain = ["columns", "columns+pooled", "pooled"]
+        plain = ["columns", "columns+pooled"]
     return plain + ([f"{v}+baseline" for v in plain] if time_ordered else [])
 
 
