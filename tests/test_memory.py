@@ -36,16 +36,30 @@ def test_identify_nearest_distance_and_unknown():
     assert result["unknown_score"][2] > 1 > result["unknown_score"][0]
 
 
-def test_one_example_signature_gets_the_median_learned_radius():
+def test_one_example_signature_gets_the_median_learned_radius_or_its_distance_to_the_nearest_known():
     codes, labels, names = clusters()
     memory = FaultMemory().fit(codes, labels, names)
     learned = list(memory.radii().values())
+    centroids = np.stack([codes[labels == k].mean(axis=0) for k in range(len(names))])
+    # near the known clusters: the median learned radius is the larger
+    memory.add("near", [0.12, 0.1])
+    to_known = np.linalg.norm(centroids - [0.12, 0.1], axis=1).min()
+    assert to_known < np.median(learned)
+    assert memory.radii()["near"] == pytest.approx(np.median(learned))
+    memory.remove("near")
+    # far beyond them: the ball reaches the nearest known centroid (brute force over the centroids)
     memory.add("node-down", [0.9, 0.9])
-    assert memory.radii()["node-down"] == pytest.approx(np.median(learned))
-    result = memory.identify(np.array([[0.89, 0.9]]))
-    assert result["status"].tolist() == ["node-down"] and not result["unknown"][0]
-    assert memory.describe()[-1] == {"name": "node-down", "count": 1, "radius": pytest.approx(np.median(learned)),
+    to_known = np.linalg.norm(centroids - [0.9, 0.9], axis=1).min()
+    assert to_known > np.median(learned)
+    assert memory.radii()["node-down"] == pytest.approx(to_known, rel=1e-5)
+    # 0.7 away: beyond the median radius, inside the new one; 1.1 x the distance away: unknown
+    result = memory.identify(np.array([[0.89, 0.9], [0.9, 1.6], [0.9 + 1.1 * to_known, 0.9]]))
+    assert result["status"].tolist() == ["node-down", "node-down", "unknown"]
+    assert result["nearest"].tolist() == ["node-down"] * 3
+    assert memory.describe()[-1] == {"name": "node-down", "count": 1, "radius": pytest.approx(to_known, rel=1e-5),
                                      "learned_radius": False}
+    # the learned radii do not change
+    assert [memory.radii()[n] for n in names] == pytest.approx(learned)
 
 
 def test_extending_moves_the_centroid_to_the_mean_of_all_members():
