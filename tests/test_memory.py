@@ -36,7 +36,7 @@ def test_identify_nearest_distance_and_unknown():
     assert result["unknown_score"][2] > 1 > result["unknown_score"][0]
 
 
-def test_one_example_signature_gets_the_median_learned_radius_or_its_distance_to_the_nearest_known():
+def test_one_example_signature_gets_the_median_learned_radius_or_half_its_distance_to_the_nearest_known():
     codes, labels, names = clusters()
     memory = FaultMemory().fit(codes, labels, names)
     learned = list(memory.radii().values())
@@ -47,16 +47,18 @@ def test_one_example_signature_gets_the_median_learned_radius_or_its_distance_to
     assert to_known < np.median(learned)
     assert memory.radii()["near"] == pytest.approx(np.median(learned))
     memory.remove("near")
-    # far beyond them: the ball reaches the nearest known centroid (brute force over the centroids)
+    # far beyond them: the ball reaches half way to the nearest known centroid (brute force over the centroids)
     memory.add("node-down", [0.9, 0.9])
     to_known = np.linalg.norm(centroids - [0.9, 0.9], axis=1).min()
-    assert to_known > np.median(learned)
-    assert memory.radii()["node-down"] == pytest.approx(to_known, rel=1e-5)
-    # 0.7 away: beyond the median radius, inside the new one; 1.1 x the distance away: unknown
-    result = memory.identify(np.array([[0.89, 0.9], [0.9, 1.6], [0.9 + 1.1 * to_known, 0.9]]))
-    assert result["status"].tolist() == ["node-down", "node-down", "unknown"]
-    assert result["nearest"].tolist() == ["node-down"] * 3
-    assert memory.describe()[-1] == {"name": "node-down", "count": 1, "radius": pytest.approx(to_known, rel=1e-5),
+    assert to_known / 2 > np.median(learned)
+    assert memory.radii()["node-down"] == pytest.approx(to_known / 2, rel=1e-5)
+    # 0.3 away: beyond the median radius, inside the new one; 0.6 x the distance away: unknown, and
+    # a row beyond a known radius but nearer to that known centroid is not taken over by the new one
+    known_edge = centroids[1] + [0.0, 3 * learned[1]]
+    result = memory.identify(np.array([[0.89, 0.9], [0.9, 1.2], [0.9 + 0.6 * to_known, 0.9], known_edge]))
+    assert result["status"].tolist() == ["node-down", "node-down", "unknown", "unknown"]
+    assert result["nearest"].tolist() == ["node-down"] * 3 + ["link-down"]
+    assert memory.describe()[-1] == {"name": "node-down", "count": 1, "radius": pytest.approx(to_known / 2, rel=1e-5),
                                      "learned_radius": False}
     # the learned radii do not change
     assert [memory.radii()[n] for n in names] == pytest.approx(learned)

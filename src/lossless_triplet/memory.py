@@ -14,16 +14,16 @@ a code belongs to it:
   times ``slack`` (default 1.5, headroom for rows the training set did not
   show);
 - otherwise (a signature from one or a few examples) the *median* of the
-  learned radii, or, when larger, the distance from its centroid to the
+  learned radii, or, when larger, HALF the distance from its centroid to the
   nearest centroid that has a learned radius. One example says nothing about
   how far a new fault spreads; the median assumes it spreads like a known
   status, which fails for a fault beyond the training range (its rows differ
   from its example in the excess, where known statuses do not spread at all,
   see :class:`~lossless_triplet.representation.Representation`). The only
-  scale one example has is how far it lies from what is known, so its ball
-  reaches the nearest learned centroid: a row nearer to it than to every other
-  signature takes its name unless it lies farther from it than that centroid
-  (a row nearer to a known signature still goes to that one);
+  scale one example has is how far it lies from what is known; half of it
+  keeps every known centroid outside its ball (the whole distance would let
+  it take over the rows around the known statuses that their own radii
+  leave unknown);
 - never below the floor ``RADIUS_FLOOR * sqrt(N)`` (N the vector width): a
   thousandth of the diagonal of the unit cube the codes live in. Identical
   member rows (or a collapsed code) would otherwise give a radius of 0, and a
@@ -222,7 +222,7 @@ class FaultMemory:
         def few_rows(signature: Signature) -> float:  # see the module docstring
             if anchors is None:
                 return default
-            return max(default, float(np.sqrt(((anchors - signature.centroid) ** 2).sum(axis=1)).min()))
+            return max(default, float(np.sqrt(((anchors - signature.centroid) ** 2).sum(axis=1)).min()) / 2)
 
         floor = self.radius_floor()
         return {n: max(floor, few_rows(self.signatures_[n]) if r is None else r) for n, r in learned.items()}
