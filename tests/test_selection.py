@@ -1,5 +1,6 @@
 """The honest protocol: masked history, the representation, the inner selection and its rule."""
 
+import json
 import math
 
 import numpy as np
@@ -144,6 +145,20 @@ def test_excess_needs_fit_and_saved_ranges():
         Representation.from_dict({"name": "code+4*excess"})
 
 
+def test_representation_input_errors_name_the_problem():
+    with pytest.raises(ValueError, match="needs the code or the features"):
+        Representation.parse("4*sorted_excess")  # a valid name of an invalid representation: its own message
+    rep = Representation.parse("code+4*excess")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        rep.fit(np.array([[0.0, np.nan]], dtype=np.float32))
+    with pytest.raises(ValueError, match="non-empty list of indices"):
+        rep.fit(np.zeros((3, 4), dtype=np.float32), columns=np.array([], dtype=np.int64))
+    rep.fit(np.zeros((3, 4), dtype=np.float32), columns=np.array([1, 3]))
+    for width in (3, 5):
+        with pytest.raises(ValueError, match=f"have {width} columns but the representation was fitted on 4"):
+            rep.combine(np.zeros((1, 2)), np.zeros((1, width)))
+
+
 def test_version_1_states_keep_their_ranges_at_their_columns():
     # version 1 (and unversioned bundles) stored low/high of the used columns only
     features = np.array([[0.0, 5.0, -1.0, 7.0], [2.0, 9.0, 3.0, 8.0]], dtype=np.float32)
@@ -154,6 +169,15 @@ def test_version_1_states_keep_their_ranges_at_their_columns():
         restored = Representation.from_dict(state)
         np.testing.assert_array_equal(restored.combine(codes, features), fitted.combine(codes, features))
     assert fitted.to_dict()["version"] == 2
+    # saved again (add-fault rewrites the bundle): strict JSON, the unused columns null, same vectors
+    resaved = json.loads(json.dumps(restored.to_dict(), allow_nan=False))
+    assert resaved["low"] == [None, 1.0, None, 3.0]
+    np.testing.assert_array_equal(Representation.from_dict(resaved).combine(codes, features),
+                                  fitted.combine(codes, features))
+    with pytest.raises(ValueError, match="have 2 columns but the representation was fitted on 4"):
+        restored.combine(codes, features[:, :2])  # a version-1 state still knows its columns reach index 3
+    with pytest.raises(ValueError, match="2 columns; the model bundle is damaged"):
+        Representation.from_dict({**old, "low": [1.0]})
 
 
 def test_candidates_hold_every_base_with_and_without_excess():

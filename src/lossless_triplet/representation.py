@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .io import json_safe
 from .validation import check_is_fitted, check_state, state_header
 
 __all__ = ["Representation"]
@@ -61,6 +62,8 @@ class Representation:
             :meth:`fit`; default all): the view's pooled statistics
             (``FeatureView.invariant_features_``), so that a fault striking column 28 in one
             episode and column 30 in the next reads the same. The sorted excess uses every feature.
+        n_features_in_: F, the width :meth:`fit` saw (None for states saved before it was kept):
+            :meth:`combine` refuses features of another width.
 
     Raises:
         ValueError: a negative, infinite or NaN weight; neither the code nor the features.
@@ -73,6 +76,7 @@ class Representation:
     low_: np.ndarray | None = None
     high_: np.ndarray | None = None
     columns_: np.ndarray | None = None
+    n_features_in_: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("feature_weight", "excess_weight", "sorted_excess_weight"):
@@ -125,20 +129,32 @@ class Representation:
                         raise ValueError
                 else:
                     raise ValueError
-            return cls(use_code, weights["features"], weights["excess"], weights["sorted_excess"])
         except ValueError:
-            raise ValueError(f"unknown representation {name!r}: terms joined by +, each code, features, W*features, "
-                             "W*excess or W*sorted_excess with a number W > 0 (e.g. code, features, "
-                             "code+0.5*features+16*sorted_excess)") from None
+            raise ValueError(f"unknown representation {name!r}: terms joined by +, each once, without spaces: code, "
+                             "features, W*features, W*excess or W*sorted_excess with a number W > 0 (e.g. code, "
+                             "features, code+0.5*features+16*sorted_excess)") from None
+        return cls(use_code, weights["features"], weights["excess"], weights["sorted_excess"])  # its own errors
 
     def fit(self, features: np.ndarray, columns: np.ndarray | None = None) -> Representation:
         """Learn the training range of every feature.
 
         Shape: features (n, F) scaled known training rows; columns: int indices into F of the
-        features the features and excess terms use (default all). Returns self."""
+        features the features and excess terms use (default all). Returns self.
+
+        Raises:
+            ValueError: features not 2-D, empty or not finite (scale and impute them first: the
+                view's scaler does); columns empty or out of range."""
         features = np.asarray(features, dtype=np.float32)
-        self.columns_ = np.arange(features.shape[1]) if columns is None else np.asarray(columns, dtype=np.int64)
+        if features.ndim != 2 or not features.size or not np.isfinite(features).all():
+            raise ValueError(f"fit needs a non-empty 2-D array of finite features, got shape {features.shape}"
+                             f"{'' if features.ndim != 2 or not features.size else ' with NaN or inf'}: pass the "
+                             "scaled view features (the scaler imputes missing cells)")
+        columns = np.arange(features.shape[1]) if columns is None else np.asarray(columns, dtype=np.int64)
+        if not columns.size or columns.min() < 0 or columns.max() >= features.shape[1]:
+            raise ValueError(f"columns must be a non-empty list of indices into the {features.shape[1]} features")
+        self.columns_ = columns
         self.low_, self.high_ = features.min(axis=0), features.max(axis=0)
+        self.n_features_in_ = features.shape[1]
         return self
 
     def combine(self, codes: np.ndarray, features: np.ndarray | None) -> np.ndarray:
@@ -162,6 +178,10 @@ class Representation:
         features = np.asarray(features, dtype=np.float32)
         if self.beyond_weight:
             check_is_fitted(self, "low_", "fit(training_features) (it has an excess term)")
+        width = self.n_features_in_ or (self.columns_.max() + 1 if self.columns_ is not None else None)
+        if width is not None and features.shape[1] != width and (self.n_features_in_ or features.shape[1] < width):
+            raise ValueError(f"the features have {features.shape[1]} columns but the representation was fitted "
+                             f"on {width}; both must come from the same view")
         columns = self.columns_ if self.columns_ is not None else np.arange(features.shape[1])
         used = features[:, columns]
         scale = math.sqrt(codes.shape[1] / columns.size)
@@ -172,9 +192,6 @@ class Representation:
             low, high = self.low_[columns], self.high_[columns]
             parts.append((used - np.clip(used, low, high)) * np.float32(self.excess_weight * scale))
         if self.sorted_excess_weight:
-            if features.shape[1] != self.low_.size:
-                raise ValueError(f"the features have {features.shape[1]} columns but the representation was fitted "
-                                 f"on {self.low_.size}; both must come from the same view")
             ranked = np.abs(features - np.clip(features, self.low_, self.high_))
             ranked.sort(axis=1)  # in place, ascending (10x faster here than sorting a negated copy)
             weight = self.sorted_excess_weight * math.sqrt(codes.shape[1] / features.shape[1])
@@ -186,8 +203,10 @@ class Representation:
         state = {**state_header("Representation", 2), "name": self.name}
         if self.uses_features and self.columns_ is not None:
             state |= {"columns": self.columns_.tolist()}
-        if self.beyond_weight and self.low_ is not None:
-            state |= {"low": self.low_.tolist(), "high": self.high_.tolist()}
+        if self.beyond_weight and self.low_ is not None:  # NaN (unused columns of a version-1 state): null
+            state |= {"low": json_safe(self.low_), "high": json_safe(self.high_)}
+        if self.n_features_in_:
+            state |= {"n_features": int(self.n_features_in_)}
         return state
 
     @classmethod
@@ -209,7 +228,11 @@ class Representation:
                 raise ValueError("the representation state lacks the feature ranges; the model bundle is incomplete")
             rep.low_, rep.high_ = (np.asarray(state[k], dtype=np.float32) for k in ("low", "high"))
             if version == 1 and rep.columns_ is not None:
+                if rep.low_.size != rep.columns_.size:
+                    raise ValueError(f"the representation state has {rep.low_.size} ranges for "
+                                     f"{rep.columns_.size} columns; the model bundle is damaged")
                 rep.low_, rep.high_ = (_at_columns(r, rep.columns_) for r in (rep.low_, rep.high_))
+        rep.n_features_in_ = state.get("n_features")
         return rep
 
 
