@@ -166,8 +166,7 @@ class Representation:
         F' = len(columns_).
 
         Raises:
-            ValueError: features None where a term needs them, or (sorted excess) of another width
-                than at fit.
+            ValueError: features None where a term needs them, or of another width than at fit.
             NotFittedError: an excess term before :meth:`fit`.
         """
         codes = np.asarray(codes, dtype=np.float32)
