@@ -217,12 +217,12 @@ class FaultMemory:
         learned = {n: self._learned_radius(s) for n, s in self.signatures_.items()}
         known = [r for r in learned.values() if r is not None]
         default = float(np.median(known)) if known else self.default_radius_without_data()
-        anchors = np.stack([self.signatures_[n].centroid for n, r in learned.items() if r is not None]) if known else None
+        anchors = np.array([self.signatures_[n].centroid for n, r in learned.items() if r is not None])
 
-        def few_rows(signature: Signature) -> float:  # see the module docstring
-            if anchors is None:
+        def few_rows(signature: Signature) -> float:  # at least half way to the nearest learned centroid
+            if not len(anchors):
                 return default
-            return max(default, float(np.sqrt(((anchors - signature.centroid) ** 2).sum(axis=1)).min()) / 2)
+            return max(default, float(np.linalg.norm(anchors - signature.centroid, axis=1).min()) / 2)
 
         floor = self.radius_floor()
         return {n: max(floor, few_rows(self.signatures_[n]) if r is None else r) for n, r in learned.items()}

@@ -177,8 +177,14 @@ class Representation:
         features = np.asarray(features, dtype=np.float32)
         if self.beyond_weight:
             check_is_fitted(self, "low_", "fit(training_features) (it has an excess term)")
-        width = self.n_features_in_ or (self.columns_.max() + 1 if self.columns_ is not None else None)
-        if width is not None and features.shape[1] != width and (self.n_features_in_ or features.shape[1] < width):
+        if self.n_features_in_ is not None:  # fitted, or saved with its width
+            width, wrong = self.n_features_in_, features.shape[1] != self.n_features_in_
+        elif self.columns_ is not None:  # a version-1 state knows only how far its columns reach
+            width = int(self.columns_.max()) + 1
+            wrong = features.shape[1] < width
+        else:
+            wrong = False
+        if wrong:
             raise ValueError(f"the features have {features.shape[1]} columns but the representation was fitted "
                              f"on {width}; both must come from the same view")
         columns = self.columns_ if self.columns_ is not None else np.arange(features.shape[1])
