@@ -92,9 +92,15 @@ def test_detect_streams_in_chunks_like_one_pass(model, kddi, tmp_path, small_chu
     assert set(a["unknown"].astype(str).str.lower()) <= {"true", "false"}
 
 
-def test_detect_carries_ten_rows_across_chunks_for_a_baseline_view(kddi, tmp_path, small_chunks):
-    model = fit_fault_model(kddi[0], holdout=["node-down"], view="kpi-stats+link+baseline", config=TINY,
-                            progress=False)
+@pytest.fixture(scope="module")
+def baseline_model(kddi):
+    """A model whose view looks back 10 rows (and whose evidence does too)."""
+    return fit_fault_model(kddi[0], holdout=["node-down"], view="kpi-stats+link+baseline", config=TINY,
+                           progress=False)
+
+
+def test_detect_carries_ten_rows_across_chunks_for_a_baseline_view(baseline_model, kddi, tmp_path, small_chunks):
+    model = baseline_model
     table = tmp_path / "eval.csv"
     pd.DataFrame(kddi[1].features[:300], columns=kddi[1].feature_names).to_csv(table, index=False)
     detect_file(model, table, tmp_path / "a.csv", chunk_rows=1000, progress=False)
@@ -102,6 +108,40 @@ def test_detect_carries_ten_rows_across_chunks_for_a_baseline_view(kddi, tmp_pat
     a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
     assert_same_predictions(a, b)
     assert a["status"].tolist() == model.identify(kddi[1].features[:300])["status"].tolist()
+
+
+def test_detect_in_blocks_on_workers_equals_one_pass(baseline_model, kddi, tmp_path, monkeypatch):
+    """Blocks of 7 rows (shorter than the 10-row window) on two workers, chunks of 1,024 identified
+    one ahead: every prediction column equals one pass of identify and explain over the whole table."""
+    import lossless_triplet.pipeline.detect as detection
+
+    monkeypatch.setattr(detection, "BLOCK_ROWS", 7)
+    monkeypatch.setattr(detection, "worker_count", lambda: 2)
+    rows = kddi[1].features[:2_500]
+    table = tmp_path / "eval.csv"
+    pd.DataFrame(rows, columns=kddi[1].feature_names).to_csv(table, index=False)
+    assert detect_file(baseline_model, table, tmp_path / "p.csv", chunk_rows=1_024, progress=False) == 2_500
+    got = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    whole = baseline_model.identify(rows) | baseline_model.explain(rows)
+    expected = pd.DataFrame({"row": np.arange(2_500)} | detection.prediction_columns(whole))
+    expected.to_csv(tmp_path / "whole.csv", index=False)
+    assert_same_predictions(got, pd.read_csv(tmp_path / "whole.csv", keep_default_na=False))
+    assert got["evidence"].str.len().gt(0).any()  # the evidence columns were compared, not empty
+
+
+def test_evaluate_in_blocks_equals_one_pass(baseline_model, kddi, tmp_path, monkeypatch):
+    import lossless_triplet.pipeline.detect as detection
+
+    data = kddi[1].subset(np.arange(1_500))
+    data.to_frame("status").to_csv(tmp_path / "eval.csv", index=False)
+    whole = detection.evaluate_file(baseline_model, tmp_path / "eval.csv", "status", retrieval=False)
+    monkeypatch.setattr(detection, "BLOCK_ROWS", 7)
+    monkeypatch.setattr(detection, "MIN_CHUNK_ROWS", 1)
+    monkeypatch.setattr(detection, "worker_count", lambda: 2)
+    blocks = detection.evaluate_file(baseline_model, tmp_path / "eval.csv", "status", chunk_rows=500, retrieval=False)
+    assert blocks == whole
+    one_pass = baseline_model.identify(data.features)["status"]
+    assert blocks["statuses"] == {s: int(n) for s, n in zip(*np.unique(one_pass, return_counts=True))}
 
 
 def test_evaluate_scores_unknown_rows(model, kddi):

@@ -476,13 +476,12 @@ def _numeric_text_chunks(
                                   strings_can_be_null=True)
     done = 0
 
-    def pieces(table):
+    def pieces(table):  # a Table (read_csv: one record batch per 1 MB of text) or one record batch
         nonlocal done
-        for batch in table.to_batches(max_chunksize=chunk_rows) if isinstance(table, pa.Table) else [table]:
-            for offset in range(0, batch.num_rows, chunk_rows):
-                piece = batch.slice(offset, chunk_rows)
-                yield _arrow_matrix(piece, feature_names, path, done), _text_cells(piece, text_columns, path, done)
-                done += piece.num_rows
+        for offset in range(0, table.num_rows, chunk_rows):  # chunks of chunk_rows across its batches
+            piece = table.slice(offset, chunk_rows)
+            yield _arrow_matrix(piece, feature_names, path, done), _text_cells(piece, text_columns, path, done)
+            done += piece.num_rows
 
     offset = None  # byte offset where the streaming reader takes over (0: the header is quoted)
     try:
@@ -696,7 +695,7 @@ def float32_matrix(columns: Sequence) -> np.ndarray:
 
 
 def _arrow_matrix(batch, feature_names: list[str], path: Path, first_row: int) -> np.ndarray:
-    """(rows, features) float32 of an Arrow record batch; nulls become NaN.
+    """(rows, features) float32 of an Arrow record batch or table; nulls become NaN.
 
     Numeric and boolean columns are copied straight; a text column (Parquet can hold
     numbers as strings) goes through the checking parser. +/-inf, and finite values beyond
