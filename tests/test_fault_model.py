@@ -92,13 +92,6 @@ def test_detect_streams_in_chunks_like_one_pass(model, kddi, tmp_path, small_chu
     assert set(a["unknown"].astype(str).str.lower()) <= {"true", "false"}
 
 
-@pytest.fixture(scope="module")
-def baseline_model(kddi):
-    """A model whose view looks back 10 rows (and whose evidence does too)."""
-    return fit_fault_model(kddi[0], holdout=["node-down"], view="kpi-stats+link+baseline", config=TINY,
-                           progress=False)
-
-
 def test_detect_carries_ten_rows_across_chunks_for_a_baseline_view(baseline_model, kddi, tmp_path, small_chunks):
     model = baseline_model
     table = tmp_path / "eval.csv"

@@ -36,6 +36,29 @@ def test_identify_nearest_distance_and_unknown():
     assert result["unknown_score"][2] > 1 > result["unknown_score"][0]
 
 
+def test_identify_in_blocks_equals_brute_force_over_every_signature(monkeypatch):
+    import lossless_triplet.memory as memory_module
+
+    codes, labels, names = clusters()
+    memory = FaultMemory().fit(codes, labels, names)
+    rng = np.random.default_rng(1)
+    queries = np.concatenate([codes[::8], rng.uniform(-0.5, 1.5, size=(35, 2))]).astype(np.float32)  # members, others
+    monkeypatch.setattr(memory_module, "_IDENTIFY_BLOCK", 7)  # 50 rows: 8 blocks, the last of 1
+    result = memory.identify(queries)
+    centroids = np.stack([memory.signatures_[n].centroid for n in names])
+    radii = np.array([memory.radii()[n] for n in names])
+    distances = np.linalg.norm(queries.astype(np.float64)[:, None] - centroids[None], axis=2)
+    np.testing.assert_allclose(result["distance"], distances.min(1), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(result["unknown_score"], (distances / radii).min(1), rtol=1e-9)
+    covered = distances <= radii
+    expected = np.where(covered.any(1), np.array(names)[np.where(covered, distances, np.inf).argmin(1)], UNKNOWN)
+    assert result["status"].tolist() == expected.tolist()
+    assert result["nearest"].tolist() == np.array(names)[distances.argmin(1)].tolist()
+    assert 0 < result["unknown"].sum() < 50  # both kinds of row were checked
+    with pytest.raises(ValueError, match="1 non-finite"):
+        memory.identify(np.where(np.arange(100).reshape(50, 2) == 77, np.nan, queries))
+
+
 def test_one_example_signature_gets_the_median_learned_radius_or_half_its_distance_to_the_nearest_known():
     codes, labels, names = clusters()
     memory = FaultMemory().fit(codes, labels, names)

@@ -197,10 +197,8 @@ class Representation:
             low, high = self.low_[columns], self.high_[columns]
             parts.append((used - np.clip(used, low, high)) * np.float32(self.excess_weight * scale))
         if self.sorted_excess_weight:
-            ranked = np.abs(features - np.clip(features, self.low_, self.high_))
-            ranked.sort(axis=1)  # in place, ascending (10x faster here than sorting a negated copy)
             weight = self.sorted_excess_weight * math.sqrt(codes.shape[1] / features.shape[1])
-            parts.append(ranked[:, ::-1] * np.float32(weight))  # largest first
+            parts.append(_sorted_excess(features, self.low_, self.high_) * np.float32(weight))
         return np.hstack(parts).astype(np.float32, copy=False)
 
     def to_dict(self) -> dict:
@@ -239,6 +237,20 @@ class Representation:
                 rep.low_, rep.high_ = (_at_columns(r, rep.columns_) for r in (rep.low_, rep.high_))
         rep.n_features_in_ = state.get("n_features")
         return rep
+
+
+def _sorted_excess(features: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """(n, F) float32: each row's ``|x - clip(x, low, high)|``, sorted from largest to smallest.
+
+    Only the rows beyond the range somewhere are sorted (the others are all 0): on known traffic
+    that is few of them, and the sort is most of the cost of the term."""
+    excess = np.abs(features - np.clip(features, low, high))
+    beyond = np.flatnonzero(excess.any(axis=1))
+    if beyond.size:
+        ranked = excess[beyond]
+        ranked.sort(axis=1)  # in place, ascending (10x faster here than sorting a negated copy)
+        excess[beyond] = ranked[:, ::-1]
+    return excess
 
 
 def _at_columns(values: np.ndarray, columns: np.ndarray) -> np.ndarray:

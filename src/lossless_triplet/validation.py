@@ -77,19 +77,24 @@ def check_state(state: Any, kind: str, versions: tuple[int, ...], *, unversioned
     return int(version)
 
 
-def check_codes(codes, name: str = "codes", *, min_rows: int = 1, width: int | None = None) -> np.ndarray:
+def check_codes(codes, name: str = "codes", *, min_rows: int = 1, width: int | None = None,
+                float64: bool = True) -> np.ndarray:
     """``codes`` as a float64 (n, N) array, after checking its shape and values.
 
     Args:
         name: the argument's name, for the messages.
         min_rows: rows it needs at least.
         width: the N it must have (None: any N >= 1).
+        float64: False keeps float32 codes float32 (other dtypes still become float64): for a
+            caller that converts them a block at a time.
 
     Raises:
         ValueError: not 2-D, fewer than ``min_rows`` rows, no column, another width, NaN or inf
             (each message names the argument and the fix).
     """
-    codes = np.asarray(codes, dtype=np.float64)
+    codes = np.asarray(codes)
+    if float64 or codes.dtype != np.float32:
+        codes = codes.astype(np.float64, copy=False)
     if codes.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array (n, N) with one code per row; got shape {codes.shape}. "
                          f"Reshape a single code with {name}[None, :].")

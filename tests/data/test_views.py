@@ -4,7 +4,9 @@ import warnings
 import numpy as np
 import pytest
 
+from lossless_triplet.data import views
 from lossless_triplet.data.views import (
+    _MEDIAN_STEPS,
     _NETWORK_10,
     BASELINE_ROWS,
     CLIP,
@@ -223,6 +225,20 @@ def test_a_saved_link_view_without_links_is_a_corrupt_bundle():
         FeatureView.from_dict(state)
 
 
+def test_group_statistics_in_blocks_equal_one_block(monkeypatch):
+    rng = np.random.default_rng(5)
+    scaled = rng.normal(size=(50, 7)).astype(np.float32)
+    scaled[rng.random(scaled.shape) < 0.2] = np.nan
+    index = np.array([[0, 1, 2, 7], [3, 4, 5, 6]])  # two groups, the first padded with the NaN column
+    sizes, constant = np.array([3, 4]), np.array([False, True, False, True, False, False, True])
+    whole = views._pooled_stats(scaled, index, sizes, constant)
+    monkeypatch.setattr(views, "_POOL_BLOCK", 7)
+    np.testing.assert_array_equal(views._pooled_stats(scaled, index, sizes, constant), whole)
+    # and by hand for one row: the mean of group 0 (columns 0-2, NaN ignored)
+    observed = scaled[3, :3][~np.isnan(scaled[3, :3])]
+    assert whole[3, 2] == pytest.approx(observed.mean() if observed.size else np.nan, nan_ok=True)
+
+
 def test_the_median_network_sorts_every_zero_one_input():
     # the 0/1 principle (Knuth, TAOCP 5.3.4): a comparator network that sorts all 2^10 0/1 inputs sorts all inputs
     lanes = list(np.array(list(itertools.product([0, 1], repeat=10))).T)
@@ -231,7 +247,19 @@ def test_the_median_network_sorts_every_zero_one_input():
     np.testing.assert_array_equal(np.array(lanes).T, np.sort(np.array(list(itertools.product([0, 1], repeat=10))), axis=1))
 
 
-def test_rolling_median_network_and_sort_agree_with_gaps():
+def test_the_pruned_median_steps_give_the_two_middle_values_of_every_zero_one_input():
+    inputs = np.array(list(itertools.product([0, 1], repeat=10)))
+    lanes = list(inputs.T)
+    for a, b, low, high in _MEDIAN_STEPS:
+        x, y = lanes[a], lanes[b]
+        lanes[a], lanes[b] = (np.minimum(x, y) if low else None), (np.maximum(x, y) if high else None)
+    np.testing.assert_array_equal(np.array([lanes[4], lanes[5]]).T, np.sort(inputs, axis=1)[:, 4:6])
+    assert sum(low + high for *_, low, high in _MEDIAN_STEPS) == 50  # of 58 for the whole network
+
+
+@pytest.mark.parametrize("block", [512, 7])
+def test_rolling_median_network_and_sort_agree_with_gaps(block, monkeypatch):
+    monkeypatch.setattr(views, "_MEDIAN_BLOCK", block)
     rng = np.random.default_rng(4)
     level = rng.normal(size=(300, 6)).astype(np.float32)
     level[rng.random(level.shape) < 0.01] = np.nan  # about half the windows have a gap: the sorted path
