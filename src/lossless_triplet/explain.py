@@ -144,10 +144,10 @@ class Explainer:
             before = self.view.recent_rows(previous)
             base = z - _previous_mean(self.view.column_values(before) if len(before) else z[:0], z, self.history_rows)
             larger = np.abs(base) > np.abs(z)  # False where either is NaN
-            z[larger] = base[larger]
-        z[np.isnan(z)] = 0.0
+            np.copyto(z, base, where=larger)  # masked copies: several times faster than z[mask] = ...
+        np.copyto(z, 0.0, where=np.isnan(z))
         lost = np.isnan(raw) & (self.missing_rate < MISSING_RARE)
-        z[lost] = -CLIP
+        np.copyto(z, -CLIP, where=lost)
         return z, lost
 
     def explain(self, raw: np.ndarray, previous: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -233,15 +233,16 @@ def _previous_mean(past: np.ndarray, level: np.ndarray, rows: int) -> np.ndarray
     n = len(level)
     values = np.concatenate([np.full((rows - len(past), level.shape[1]), np.nan, dtype=np.float32),
                              past[len(past) - min(len(past), rows):], level]).astype(np.float32)
-    seen = ~np.isnan(values)
-    values[~seen] = 0.0
-    total = np.zeros((n, level.shape[1]), dtype=np.float32)
-    count = np.zeros((n, level.shape[1]), dtype=np.float32)
-    for lag in range(rows):  # row i of level sits at rows + i of values; its window is [i, rows + i)
+    missing = np.isnan(values)
+    np.copyto(values, 0.0, where=missing)
+    seen = np.logical_not(missing, out=missing).view(np.uint8)  # 0/1 counts; bool -> float casts per add were 3x slower
+    total = values[:n].copy()  # row i of level sits at rows + i of values; its window is [i, rows + i)
+    count = seen[:n].astype(np.float32)
+    for lag in range(1, rows):
         total += values[lag:lag + n]
         count += seen[lag:lag + n]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return total / count
+        return np.divide(total, count, out=total)
 
 
 _TENTHS = 2 * int(CLIP) * 10 + 10  # |deviation| <= 2 CLIP (a baseline difference), in tenths
