@@ -319,11 +319,13 @@ def _pooled_block(scaled: np.ndarray, index: np.ndarray, sizes: np.ndarray, cons
         stats[:, :, 3] = np.sqrt(np.einsum("ngw,ngw->ng", ordered, ordered) / n_valid)
     stats[:, :, 2] = mean
     stats[:, :, -2] = 1 - n_valid / sizes
-    moved = np.zeros((n, scaled.shape[1] + 1), dtype=np.uint8)
-    if constant.any():
-        with np.errstate(invalid="ignore"):  # NaN (missing) has not moved
-            moved[:, :-1] = (np.abs(scaled) >= 1) & constant
-    stats[:, :, -1] = np.einsum("ngw->ng", np.take(moved, index, axis=1)) / sizes
+    # moved: only the training-constant columns are read, counted per group by one product with
+    # their (C, G) 0/1 membership (exact: whole counts <= W in float32)
+    fixed = np.flatnonzero(constant)
+    member = (index[None, :, :] == fixed[:, None, None]).any(axis=2).astype(np.float32)  # (C, G)
+    with np.errstate(invalid="ignore"):  # NaN (missing) has not moved
+        away = (np.abs(scaled[:, fixed]) >= 1).astype(np.float32)
+    stats[:, :, -1] = (away @ member) / sizes
     return stats.reshape(n, len(index) * len(_STATS))
 
 
