@@ -86,7 +86,9 @@ class Explainer:
             if node:
                 member[j, keys.index(node)] = 1.0
         self._sum = member
-        self._member = member.astype(bool)
+        self._member_of = member.T.astype(bool)  # (nodes, F): the columns of each node
+        self._element_of = np.array([f"{node}+{link}" if link else node for node, link in zip(self._nodes, self._links)],
+                                    dtype=str)  # (F,): the element a column names
 
     @classmethod
     def fit(cls, X_normal: np.ndarray, feature_names: Sequence[str], *, normal_status: str, time_ordered: bool,
@@ -170,16 +172,13 @@ class Explainer:
                 "evidence_missing": np.take_along_axis(lost, top, axis=1)}
 
     def _elements(self, size: np.ndarray, first: np.ndarray) -> np.ndarray:
-        names = np.array(self.view.feature_names_in_, dtype=object)
         if not len(self._node_keys):
-            return np.where(size[np.arange(len(size)), first] > 0, names[first], "").astype(str)
+            names = np.array(self.view.feature_names_in_, dtype=str)
+            return np.where(size[np.arange(len(size)), first] > 0, names[first], "")
         node = (size @ self._sum).argmax(axis=1)
-        # that node's most deviant column gives the link
-        masked = np.where(self._member[:, node].T, size, -1.0)
-        column = masked.argmax(axis=1)
-        links = np.array(self._links, dtype=object)[column]
-        element = np.where(links != "", self._node_keys[node] + "+" + links, self._node_keys[node])
-        return np.where(size.max(axis=1) > 0, element, "").astype(str)
+        # that node's most deviant column gives the link: its element is the column's NODE[+LINK]
+        column = np.where(self._member_of[node], size, -1.0).argmax(axis=1)
+        return np.where(size.max(axis=1) > 0, self._element_of[column], "")
 
     def evidence_text(self, explained: Mapping[str, np.ndarray]) -> np.ndarray:
         """(n,) str: ``column:+9.1;column:-1.0`` per row (see :func:`format_evidence`)."""
@@ -228,20 +227,35 @@ def _largest(size: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+_MEAN_BLOCK = 512  # rows of the rolling mean at once: its shifted sums stay in cache (4,096: about 2x slower)
+
+
 def _previous_mean(past: np.ndarray, level: np.ndarray, rows: int) -> np.ndarray:
     """(n, F) mean of the ``rows`` rows before each row of ``level`` (``past`` first), NaN ignored; NaN
-    where none is observed. ``rows`` shifted additions of the whole block: O(rows n F), no sort."""
+    where none is observed. ``rows`` shifted additions, :data:`_MEAN_BLOCK` rows at a time: O(rows n F),
+    no sort; every window is summed in the same order wherever the blocks fall."""
+    if len(level) > _MEAN_BLOCK:
+        out = np.empty(level.shape, dtype=np.float32)
+        for start in range(0, len(level), _MEAN_BLOCK):
+            before = np.concatenate([past, level[:start]])[-rows:] if start < rows else level[start - rows:start]
+            out[start:start + _MEAN_BLOCK] = _previous_mean(before, level[start:start + _MEAN_BLOCK], rows)
+        return out
     n = len(level)
     values = np.concatenate([np.full((rows - len(past), level.shape[1]), np.nan, dtype=np.float32),
                              past[len(past) - min(len(past), rows):], level]).astype(np.float32)
     missing = np.isnan(values)
+    gappy = np.flatnonzero(missing.any(axis=0))  # columns with a missing cell: only they need counting
     np.copyto(values, 0.0, where=missing)
-    seen = np.logical_not(missing, out=missing).view(np.uint8)  # 0/1 counts; bool -> float casts per add were 3x slower
     total = values[:n].copy()  # row i of level sits at rows + i of values; its window is [i, rows + i)
-    count = seen[:n].astype(np.float32)
     for lag in range(1, rows):
         total += values[lag:lag + n]
-        count += seen[lag:lag + n]
+    count = np.full(total.shape, rows, dtype=np.float32)
+    if gappy.size:
+        seen = ~missing[:, gappy]
+        observed = seen[:n].astype(np.float32)
+        for lag in range(1, rows):
+            observed += seen[lag:lag + n].view(np.uint8)  # 0/1 counts (a bool -> float cast per add was 3x slower)
+        count[:, gappy] = observed
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.divide(total, count, out=total)
 
