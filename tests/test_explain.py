@@ -79,6 +79,24 @@ def test_time_ordered_rows_are_also_read_against_their_recent_baseline():
     np.testing.assert_allclose(alone["evidence_values"][0], whole["evidence_values"][10], rtol=1e-5)
 
 
+def test_time_ordered_rows_explained_in_blocks_equal_one_block(monkeypatch):
+    """Blocks of 7 rows (shorter than the 10-row baseline), each given the rows before it: every
+    output equals one block over all the rows, missing cells and elements included."""
+    import lossless_triplet.explain as explain_module
+
+    normal = normal_rows(300)
+    explainer = Explainer.fit(normal, NAMES, normal_status="normal", time_ordered=True)
+    rows = normal_rows(60, seed=1) * np.exp(np.random.default_rng(2).normal(0, 0.5, size=(60, len(NAMES))))
+    rows[np.random.default_rng(3).random(rows.shape) < 0.1] = np.nan
+    before = normal[-4:]
+    whole = explainer.explain(rows, before)
+    monkeypatch.setattr(explain_module, "_EXPLAIN_BLOCK", 7)
+    blocks = explainer.explain(rows, before)
+    for key, value in whole.items():
+        np.testing.assert_array_equal(blocks[key], value, err_msg=key)
+    assert len(set(whole["element"])) > 1 and whole["evidence_missing"].any()  # both paths were exercised
+
+
 def test_anonymous_columns_name_the_most_deviant_column():
     names = ("kpi_0", "kpi_1", "kpi_2")
     normal = normal_rows()[:, :3]

@@ -164,6 +164,12 @@ class Explainer:
             column indices, most deviant first, ``evidence_values`` (n, k) float32 signed deviations
             and ``evidence_missing`` (n, k) bool (that cell stopped reporting).
         """
+        raw = np.asarray(raw, dtype=np.float32)
+        parts = [self._explain_block(raw[start:start + _EXPLAIN_BLOCK], self.view.recent_rows(previous, raw[:start]))
+                 for start in range(0, max(len(raw), 1), _EXPLAIN_BLOCK)]
+        return parts[0] if len(parts) == 1 else {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+    def _explain_block(self, raw: np.ndarray, previous: np.ndarray) -> dict[str, np.ndarray]:
         z, lost = self.deviations(raw, previous)
         size = np.abs(z)
         top = _largest(size, min(self.k, z.shape[1]))
@@ -227,19 +233,10 @@ def _largest(size: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-_MEAN_BLOCK = 512  # rows of the rolling mean at once: its shifted sums stay in cache (4,096: about 2x slower)
-
-
 def _previous_mean(past: np.ndarray, level: np.ndarray, rows: int) -> np.ndarray:
     """(n, F) mean of the ``rows`` rows before each row of ``level`` (``past`` first), NaN ignored; NaN
-    where none is observed. ``rows`` shifted additions, :data:`_MEAN_BLOCK` rows at a time: O(rows n F),
-    no sort; every window is summed in the same order wherever the blocks fall."""
-    if len(level) > _MEAN_BLOCK:
-        out = np.empty(level.shape, dtype=np.float32)
-        for start in range(0, len(level), _MEAN_BLOCK):
-            before = np.concatenate([past, level[:start]])[-rows:] if start < rows else level[start - rows:start]
-            out[start:start + _MEAN_BLOCK] = _previous_mean(before, level[start:start + _MEAN_BLOCK], rows)
-        return out
+    where none is observed. ``rows`` shifted additions of the whole block: O(rows n F), no sort; every
+    window is summed in the same order wherever the blocks fall."""
     n = len(level)
     values = np.concatenate([np.full((rows - len(past), level.shape[1]), np.nan, dtype=np.float32),
                              past[len(past) - min(len(past), rows):], level]).astype(np.float32)
@@ -260,6 +257,9 @@ def _previous_mean(past: np.ndarray, level: np.ndarray, rows: int) -> np.ndarray
         return np.divide(total, count, out=total)
 
 
+# Rows explained at once: the deviations, the top k and the element stay in cache (KDDI, s per 100k
+# rows: 1,024: 0.30-0.33; 4,096: 0.41-0.42; 512: 0.38-0.45)
+_EXPLAIN_BLOCK = 1024
 _TENTHS = 2 * int(CLIP) * 10 + 10  # |deviation| <= 2 CLIP (a baseline difference), in tenths
 
 

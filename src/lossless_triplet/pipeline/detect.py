@@ -143,14 +143,14 @@ def identified_chunks(model: FaultModel, chunks: Iterable[np.ndarray], *, pool: 
         yield raw, result
 
 
-Block = Callable[[FaultModel, np.ndarray, np.ndarray], dict[str, np.ndarray]]
+_Block = Callable[[FaultModel, np.ndarray, np.ndarray], dict[str, np.ndarray]]
 
 
 def _identified_block(model: FaultModel, raw: np.ndarray, previous: np.ndarray) -> dict[str, np.ndarray]:
     return model.identify(raw, previous) | model.explain(raw, previous)
 
 
-def _pipelined(fn: Block, model: FaultModel, items: Iterable[tuple], pool: Executor | None
+def _pipelined(fn: _Block, model: FaultModel, items: Iterable[tuple], pool: Executor | None
                ) -> Iterator[tuple[tuple, dict[str, np.ndarray]]]:
     """``(item, result)`` for each item ``(raw, ...)`` of consecutive raw rows: ``fn`` over the blocks of
     ``raw`` (see :func:`_blocks`), merged. With a pool, item k + 1 is read and its blocks submitted
