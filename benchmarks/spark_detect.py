@@ -9,8 +9,8 @@ as a Parquet directory of 8 files with the rows shuffled (every source spans eve
 ``train``'s choices on the KDDI train split (view ``kpi-stats+link+baseline``, memory over
 ``code+16*excess``, N = 16), trained briefly: speed does not depend on the weights.
 
-Reported: rows/s of single-process ``detect`` (2 torch threads) on the same rows as one Parquet
-file, and of ``detect --engine spark`` on ``local[2]`` (the first run, JVM and session start
+Reported: rows/s of single-process ``detect`` (2 torch threads, best of 2) on the same rows as one
+Parquet file, and of ``detect --engine spark`` on ``local[2]`` (the first run, JVM and session start
 included, and a second run in the warm session), the measured cost per row and core, and from it
 the cluster needed for 10,000 elements x 1 year of minutes (5.26e9 rows).
 """
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
         model_dir = model.save(tmp / "model")
         index = np.arange(rows) % len(evaluation)
         frame = pd.DataFrame(evaluation.features[index], columns=evaluation.feature_names)
-        frame["element"] = np.repeat([f"element-{i:05d}" for i in range(args.sources)], args.minutes)
+        frame["source"] = np.repeat([f"element-{i:05d}" for i in range(args.sources)], args.minutes)
         frame["minute"] = np.tile(np.arange(args.minutes, dtype=np.int64), args.sources)
         frame.to_parquet(tmp / "one.parquet", index=False)
         folder = tmp / "archive"
@@ -63,17 +63,19 @@ def main(argv=None) -> int:
         for i, part in enumerate(np.array_split(np.arange(rows), 8)):
             shuffled.iloc[part].to_parquet(folder / f"part-{i}.parquet", index=False)
 
-        started = time.perf_counter()
-        detect_file(model, tmp / "one.parquet", tmp / "local.csv", progress=False)
-        local = time.perf_counter() - started
+        local = np.inf
+        for _ in range(2):  # best of 2, as the warm Spark run: a fresh process's first run pays for fresh memory
+            started = time.perf_counter()
+            detect_file(model, tmp / "one.parquet", tmp / "local.csv", progress=False)
+            local = min(local, time.perf_counter() - started)
 
         started = time.perf_counter()
         spark = spark_session("local[2]")
-        detect_parquet(model_dir, folder, tmp / "spark1", source_column="element", time_column="minute",
+        detect_parquet(model_dir, folder, tmp / "spark1", source_column="source", time_column="minute",
                        spark=spark)
         first = time.perf_counter() - started
         started = time.perf_counter()
-        detect_parquet(model_dir, folder, tmp / "spark2", source_column="element", time_column="minute",
+        detect_parquet(model_dir, folder, tmp / "spark2", source_column="source", time_column="minute",
                        spark=spark)
         warm = time.perf_counter() - started
         spark.stop()

@@ -135,12 +135,14 @@ def _identify_group(model_file: str, feature_names: list[str], source_column: st
 
 
 def _model(model_file: str):
-    """The bundle shipped with ``addFile``, loaded once per Python worker, torch on one thread."""
+    """The bundle shipped with ``addFile``, loaded once per Python worker, torch and BLAS on one thread."""
     model = _MODELS.get(model_file)
     if model is None:
         from pyspark import SparkFiles
+        from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(1)  # one task per core: more threads per task only contend
+        threadpool_limits(1, user_api="blas")  # for the rest of this worker process (the memory's products)
         model = _MODELS[model_file] = FaultModel.load(SparkFiles.get(model_file))
     return model
 
