@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
-from sklearn.metrics import f1_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
@@ -311,6 +310,8 @@ def _explanation_hits(model: FaultModel, explained: dict[str, np.ndarray], truth
 
 def _evaluation(model: FaultModel, result: dict, names: np.ndarray, codes: np.ndarray, retrieval: bool) -> dict:
     """The evaluation document from per-row results, true label names and codes."""
+    from sklearn.metrics import f1_score, roc_auc_score  # here: detect alone does not pay for importing it
+
 
     known = np.isin(names, model.memory.names)
     truth = np.where(known, names, UNKNOWN)
