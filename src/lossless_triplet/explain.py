@@ -39,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .blocks import concat_rows, row_starts
 from .data.views import CLIP, FeatureView, column_parts
 from .validation import check_state, state_header
 
@@ -165,9 +166,8 @@ class Explainer:
             and ``evidence_missing`` (n, k) bool (that cell stopped reporting).
         """
         raw = np.asarray(raw, dtype=np.float32)
-        parts = [self._explain_block(raw[start:start + _EXPLAIN_BLOCK], self.view.recent_rows(previous, raw[:start]))
-                 for start in range(0, max(len(raw), 1), _EXPLAIN_BLOCK)]
-        return parts[0] if len(parts) == 1 else {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        return concat_rows([self._explain_block(raw[start:start + _EXPLAIN_BLOCK], self.view.recent_rows(previous, raw[:start]))
+                            for start in row_starts(len(raw), _EXPLAIN_BLOCK)])
 
     def _explain_block(self, raw: np.ndarray, previous: np.ndarray) -> dict[str, np.ndarray]:
         z, lost = self.deviations(raw, previous)

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .blocks import concat_rows, row_starts
 from .validation import check_codes, check_is_fitted, check_state, state_header
 
 __all__ = ["UNKNOWN", "RADIUS_FLOOR", "Signature", "FaultMemory", "is_reserved"]
@@ -317,9 +318,8 @@ class FaultMemory:
             raise ValueError("the fault memory has no signature left; add one with add(name, codes)")
         codes = _as_codes(codes, self.embedding_dim_, float64=False)
         matching = self._matching()
-        parts = [_nearest(codes[start:start + _IDENTIFY_BLOCK], *matching)
-                 for start in range(0, max(len(codes), 1), _IDENTIFY_BLOCK)]
-        return parts[0] if len(parts) == 1 else {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        return concat_rows([_nearest(codes[start:start + _IDENTIFY_BLOCK], *matching)
+                            for start in row_starts(len(codes), _IDENTIFY_BLOCK)])
 
     # ------------------------------------------------------------------ persistence
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:

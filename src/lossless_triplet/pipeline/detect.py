@@ -28,6 +28,7 @@ import pyarrow.csv as pcsv
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from ..blocks import concat_rows, row_starts
 from ..bundle import FaultModel
 from ..data import Dataset, iter_feature_table, iter_labelled_table
 from ..io import written_at_end
@@ -175,15 +176,12 @@ def _blocks(model: FaultModel, raw: np.ndarray, history: np.ndarray | None) -> l
     then ``raw`` itself), so a block's result equals its rows' part of one pass over all of them.
     An empty ``raw`` gives one empty block."""
     return [(raw[start:start + BLOCK_ROWS], model.recent_rows(history, raw[:start]))
-            for start in range(0, max(len(raw), 1), BLOCK_ROWS)]
+            for start in row_starts(len(raw), BLOCK_ROWS)]
 
 
 def _merged(parts: list) -> dict[str, np.ndarray]:
     """The row-wise concatenation of block results (dicts of arrays, or futures of them), key by key."""
-    parts = [part.result() if isinstance(part, Future) else part for part in parts]
-    if len(parts) == 1:
-        return parts[0]
-    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    return concat_rows([part.result() if isinstance(part, Future) else part for part in parts])
 
 
 def prediction_columns(result: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -215,7 +213,7 @@ def evaluate_model(model: FaultModel, data: Dataset, *, retrieval: bool = True) 
         raise ValueError(f"the table lacks the model's feature column(s) {missing}")
     columns = [data.feature_names.index(n) for n in model.feature_names]
     raw = data.features[:, columns]
-    result = _merged([_identified_with_codes(model, *block) for block in _blocks(model, raw, None)])
+    result = concat_rows([_identified_with_codes(model, *block) for block in _blocks(model, raw, None)])
     return _evaluation(model, result, data.label_names.astype(str), result["codes"], retrieval)
 
 
